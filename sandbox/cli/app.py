@@ -1,0 +1,97 @@
+"""The ``aether-sandbox`` command: global options and the one error boundary.
+
+Every :class:`~sandbox.errors.SandboxError` raised by any command is reported
+here, once: a red one-line reason, the hint, and the error's exit code.
+Tracebacks are shown only with ``--debug``.  Command groups live in their own
+modules and stay thin; the work is done by plain Python APIs.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Any
+
+import typer
+from typer.core import TyperGroup
+
+from sandbox import __version__
+from sandbox.cli import capacity_cmd, doctor_cmd, spec_cmd
+from sandbox.cli.output import errors
+from sandbox.errors import InvalidInput, SandboxError
+
+INTERNAL_ERROR = 70
+
+
+class _State:
+    debug = False
+
+
+def _report(exc: BaseException) -> int:
+    """Print ``exc`` for a person and return the exit code to use."""
+    if _State.debug:
+        errors.print_exception(show_locals=False)
+    if isinstance(exc, SandboxError):
+        errors.print(f"[bold red]error:[/] {exc}")
+        if isinstance(exc, InvalidInput):
+            for problem in exc.problems:
+                errors.print(f"  {problem}", markup=False)
+        if exc.hint:
+            errors.print(f"[dim]next:[/] {exc.hint}")
+        return exc.exit_code
+    errors.print(f"[bold red]internal error:[/] {type(exc).__name__}: {exc}", markup=True)
+    errors.print("[dim]next:[/] run again with --debug for the traceback, and report it")
+    return INTERNAL_ERROR
+
+
+class BoundaryGroup(TyperGroup):
+    """The root command group; turns every error into one report and an exit code."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except Exception as exc:  # noqa: BLE001 - this is the one boundary that reports everything
+            if _is_cli_control(exc):
+                raise
+            raise typer.Exit(_report(exc)) from exc
+
+
+def _is_cli_control(exc: BaseException) -> bool:
+    """Exit, abort and usage errors of typer (and the click it builds on) keep their own handling."""
+    return type(exc).__module__.split(".")[0] in {"typer", "click"}
+
+
+app = typer.Typer(
+    cls=BoundaryGroup,
+    name="aether-sandbox",
+    help="Local full-stack sandbox and simulator for the Aether trading platform.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"aether-sandbox {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Local full-stack sandbox and simulator for the Aether trading platform."""
+    _State.debug = debug
+
+
+app.add_typer(spec_cmd.app, name="spec")
+app.command("capacity")(capacity_cmd.capacity)
+app.command("doctor")(doctor_cmd.doctor)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    sys.exit(app())
