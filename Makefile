@@ -18,7 +18,7 @@ install: $(STAMP)
 
 up: $(STAMP)
 	$(BIN)/aether-sandbox doctor
-	$(BIN)/aether-sandbox capacity
+	$(BIN)/aether-sandbox up
 
 test: $(STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)

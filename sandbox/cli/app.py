@@ -9,13 +9,14 @@ modules and stay thin; the work is done by plain Python APIs.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from typer.core import TyperGroup
 
 from sandbox import __version__
-from sandbox.cli import capacity_cmd, doctor_cmd, spec_cmd
+from sandbox.cli import capacity_cmd, doctor_cmd, runtime_cmd, spec_cmd
 from sandbox.cli.output import errors
 from sandbox.errors import InvalidInput, SandboxError
 
@@ -79,17 +80,27 @@ def _version(value: bool) -> None:
 @app.callback()
 def _main(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
+    spec: Annotated[
+        Path | None,
+        typer.Option("--spec", help="Use an edited platform spec instead of the bundled one.", envvar="AETHER_SANDBOX_SPEC"),
+    ] = None,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
 ) -> None:
     """Local full-stack sandbox and simulator for the Aether trading platform."""
     _State.debug = debug
+    if spec is not None:
+        from sandbox.spec.loader import use_spec_file
+
+        use_spec_file(spec)
 
 
 app.add_typer(spec_cmd.app, name="spec")
 app.command("capacity")(capacity_cmd.capacity)
 app.command("doctor")(doctor_cmd.doctor)
+for _command in (runtime_cmd.up, runtime_cmd.down, runtime_cmd.status, runtime_cmd.logs, runtime_cmd.restart):
+    app.command(_command.__name__)(_command)
 
 
 def main() -> None:

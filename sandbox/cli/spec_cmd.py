@@ -15,7 +15,6 @@ if TYPE_CHECKING:
 
 app = typer.Typer(help="The platform spec: every component with its documented figures.", no_args_is_help=False)
 
-FileOption = Annotated[Path | None, typer.Option("--file", "-f", help="A spec file to read instead of the bundled one.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
 
@@ -68,13 +67,13 @@ def _table(spec: PlatformSpec) -> Table:
 
 
 @app.callback(invoke_without_command=True)
-def show(ctx: typer.Context, file: FileOption = None, as_json: JsonOption = False) -> None:
+def show(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Show every component: kind, replicas, requests, limits, budget, storage, dependencies."""
-    from sandbox.spec.loader import default_spec, load_spec
+    from sandbox.spec.loader import default_spec
 
     if ctx.invoked_subcommand is not None:
         return
-    spec = load_spec(file) if file else default_spec()
+    spec = default_spec()
     if as_json:
         print_json(spec_to_dict(spec))
         return

@@ -32,10 +32,20 @@ def bundled_spec_path() -> Path:
     return Path(str(resources.files("sandbox.spec").joinpath(BUNDLED)))
 
 
+_override: Path | None = None
+
+
+def use_spec_file(path: Path | None) -> None:
+    """Make :func:`default_spec` read ``path`` (a user-edited spec) instead of the bundled one."""
+    global _override
+    _override = path
+    default_spec.cache_clear()
+
+
 @lru_cache(maxsize=1)
 def default_spec() -> PlatformSpec:
-    """The bundled platform spec, parsed and checked once per process."""
-    return load_spec(bundled_spec_path())
+    """The platform spec in use (bundled, or the one given with ``--spec``), parsed once per process."""
+    return load_spec(_override or bundled_spec_path())
 
 
 def load_spec(path: Path) -> PlatformSpec:

@@ -205,6 +205,8 @@ class Component(_Strict):
     """PostgreSQL databases it owns, one per dataset."""
     images: Images | None = None
     """Container images, for components the docker runtime runs."""
+    module: str | None = None
+    """The Python module the sandbox runs for it (``python -m MODULE``), for its own components."""
     profiles: list[Name] = []
     """Named subsets it belongs to (``minimal``, ``full``, ``observability``)."""
     notes: str | None = None
