@@ -36,6 +36,10 @@ def _report(exc: BaseException) -> int:
         if isinstance(exc, InvalidInput):
             for problem in exc.problems:
                 errors.print(f"  {problem}", markup=False)
+        if (log_lines := getattr(exc, "log_lines", None)) and "last log lines" not in exc.hint:
+            errors.print("[dim]last log lines:[/]")
+            for line in log_lines:
+                errors.print(f"  | {line}", markup=False)
         if exc.hint:
             errors.print(f"[dim]next:[/] {exc.hint}")
         return exc.exit_code

@@ -121,7 +121,7 @@ class EmbeddedKafka(ManagedServer):
         Raises :class:`TopicCreationFailed` for any other refusal.
         """
         from confluent_kafka import KafkaError, KafkaException
-        from confluent_kafka.admin import NewTopic
+        from confluent_kafka.admin import NewTopic  # type: ignore[attr-defined]  # documented path, not in __all__
 
         wanted = list(dict.fromkeys(names))
         if not wanted:

@@ -15,6 +15,7 @@ Rules every subclass inherits:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -85,7 +86,7 @@ class ManagedServer(ABC):
     def ready(self) -> bool | str:
         """Probe the running server: True when it serves clients, else False or why not."""
 
-    def prepare(self) -> None:
+    def prepare(self) -> None:  # noqa: B027 - optional hook, deliberately empty
         """One-off setup before launch (create directories, initialise storage)."""
 
     def popen_options(self) -> dict[str, Any]:
@@ -111,16 +112,29 @@ class ManagedServer(ABC):
 
     @property
     def pid(self) -> int | None:
-        """PID of the server process while it runs, else None."""
+        """PID of the process we started, until :meth:`stop` reaps it (also after a crash); else None."""
         return self._proc.pid if self._proc is not None else None
 
     def is_running(self) -> bool:
         """True while the process we started has not exited."""
         return self._proc is not None and not self._has_exited()
 
+    @property
+    def exit_status(self) -> int | None:
+        """Exit status once the process has exited (negative: killed by that signal), else None.
+
+        Readable before :meth:`stop` reaps the process, e.g. by a supervisor
+        that noticed a crash and wants to report how the server ended.
+        """
+        if self._proc is None or not self._has_exited():
+            return None
+        return self._exit_code()
+
     def memory(self) -> MemoryUsage | None:
         """Memory of the server and its worker processes, or None when it is not running."""
-        return tree_memory(self._proc.pid) if self.is_running() and self._proc else None
+        if self._proc is None or not self.is_running():
+            return None
+        return tree_memory(self._proc.pid)
 
     def log_tail(self, lines: int = LOG_TAIL_LINES) -> list[str]:
         """The last ``lines`` lines the server logged since its latest launch."""
@@ -276,7 +290,7 @@ class ManagedServer(ABC):
 
     def _exit_code(self) -> int | None:
         assert self._proc is not None
-        if self._proc.returncode is not None:
+        if self._proc.returncode is not None or not hasattr(os, "waitid"):
             return self._proc.returncode
         info = os.waitid(os.P_PID, self._proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
         if info is None:
@@ -293,14 +307,10 @@ class ManagedServer(ABC):
 
     @staticmethod
     def _signal(pid: int, sig: signal.Signals) -> None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, sig)
-        except ProcessLookupError:
-            pass
 
     @staticmethod
     def _signal_group(pgid: int, sig: signal.Signals) -> None:
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pgid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass

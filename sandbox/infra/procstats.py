@@ -8,6 +8,7 @@ empty results rather than failing: they serve cleanup sweeps and diagnostics.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
@@ -87,10 +88,8 @@ def kill_surviving(processes: list[ProcessId], *, timeout: float = 5.0) -> list[
     """
     for proc in processes:
         if _still_running(proc):
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
     deadline = time.monotonic() + timeout
     survivors = [p for p in processes if _still_running(p)]
     while survivors and time.monotonic() < deadline:

@@ -48,8 +48,9 @@ class EmbeddedRedis(ManagedServer):
 
     @property
     def aof_path(self) -> Path:
-        """The append-only file (exists once redis has started)."""
-        return self.data_dir / "appendonly.aof"
+        """The append-only file of redis 6, or the AOF directory of redis >= 7 from PATH."""
+        multi_part = self.data_dir / "appendonlydir"
+        return multi_part if multi_part.is_dir() else self.data_dir / "appendonly.aof"
 
     def command(self) -> list[str]:
         """redis-server in the foreground, loopback only, AOF on, RDB off, log to stdout."""

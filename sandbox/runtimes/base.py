@@ -71,6 +71,8 @@ class ComponentStatus:
     pid: int | None = None
     url: str | None = None
     restarts: int = 0
+    startup_s: float | None = None
+    """Seconds from launch to healthy in its latest start."""
     detail: str = ""
     """Why it is in this state (exit reason, fallback in use, what is missing)."""
     usage: Usage = field(default_factory=Usage)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import tempfile
 import time
@@ -37,6 +38,7 @@ def sandbox_home(monkeypatch):
     yield root
     runner.invoke(app, ["down", "--runtime", "local", "--volumes"])
     use_spec_file(None)
+    shutil.rmtree(root, ignore_errors=True)
 
 
 def cli(*args: str):

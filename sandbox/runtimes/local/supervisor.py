@@ -97,6 +97,7 @@ class Supervised:
         return ComponentStatus(
             name=p.name, state=self.state, health=self.health, port=p.port, pid=pid, url=url,
             restarts=self.restarts, detail=self.detail, usage=usage,
+            startup_s=round(self.server.startup_seconds, 3) if self.server and self.server.startup_seconds else None,
         )
 
 
@@ -214,7 +215,7 @@ class Supervisor:
     def _handle_exit(self, item: Supervised) -> None:
         server = item.server
         assert server is not None
-        code = server._exit_code() if server._proc is not None else None  # noqa: SLF001 - read before the reap
+        code = server.exit_status
         tail = server.log_tail(5)
         server.stop()  # reap it and sweep its process group
         if oom_reason := self._oom_reason(item):
