@@ -44,12 +44,19 @@ def check_platform(spec: PlatformSpec) -> list[Problem]:
 def _duplicates(spec: PlatformSpec) -> list[Problem]:
     problems = []
     seen_names = Counter(c.name for c in spec.components)
-    seen_ports = Counter(c.host_port for c in spec.components if c.host_port)
+    seen_ports = Counter(
+        port for c in spec.components for port in (c.host_port, *c.extra_host_ports.values()) if port
+    )
     for i, c in enumerate(spec.components):
         if seen_names[c.name] > 1:
             problems.append(Problem(("components", i, "name"), f"component name '{c.name}' is used more than once"))
         if c.host_port and seen_ports[c.host_port] > 1:
             problems.append(Problem(("components", i, "host_port"), f"host port {c.host_port} is used by another component"))
+        for name, port in c.extra_host_ports.items():
+            if seen_ports[port] > 1:
+                problems.append(Problem(("components", i, "extra_host_ports", name), f"host port {port} is used more than once"))
+            if name not in c.extra_ports:
+                problems.append(Problem(("components", i, "extra_host_ports", name), f"no extra port '{name}' to publish"))
         for name, count in Counter(v.name for v in c.storage).items():
             if count > 1:
                 problems.append(Problem(("components", i, "storage"), f"volume name '{name}' is used more than once"))

@@ -191,6 +191,10 @@ class Component(_Strict):
     """The port it listens on inside its container or pod."""
     host_port: Port | None = None
     """The port the sandbox publishes on 127.0.0.1 (docker) or prefers (local)."""
+    extra_ports: dict[Name, Port] = {}
+    """Further named ports inside the container (e.g. ``ws`` for the venue's WebSocket feed)."""
+    extra_host_ports: dict[Name, Port] = {}
+    """Where the sandbox publishes or prefers each extra port on the host."""
     liveness: Probe | None = None
     """Liveness probe."""
     readiness: Probe | None = None

@@ -98,7 +98,8 @@ class Context:
         if kind == "url":
             return f"http://127.0.0.1:{self._port(arg or '')}"
         if kind == "ws_url":
-            return f"ws://127.0.0.1:{self._port(arg or '')}"
+            target = self.plan.get(arg or "")
+            return f"ws://127.0.0.1:{target.extra_ports.get('ws', target.port)}"
         if kind == "kraken_credentials_dir":
             return str(self.kraken_credentials_dir())
         if kind == "cache_dir":
@@ -137,6 +138,7 @@ class Context:
             AETHER_SERVICE_NAME=c.name,
             AETHER_HOST="127.0.0.1",
             AETHER_PORT=str(c.port),
+            **{f"AETHER_{name.upper()}_PORT": str(port) for name, port in c.extra_ports.items()},
             AETHER_SANDBOX=self.state.name,
             AETHER_SERVICE_CLIENT_ID=self.creds["service_client_id"],
             AETHER_SERVICE_CLIENT_SECRET=self.creds["service_client_secret"],

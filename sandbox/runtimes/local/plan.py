@@ -164,5 +164,7 @@ def make_plan(
             plan.port = pick(c.host_port)
             if launcher == "nats":
                 plan.extra_ports["monitor"] = pick(None)
+            for extra in c.extra_ports:
+                plan.extra_ports[extra] = pick(c.extra_host_ports.get(extra))
         plans.append(plan)
     return Plan(sandbox, plans)
