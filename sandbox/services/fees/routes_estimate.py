@@ -1,0 +1,54 @@
+"""``POST /v1/estimate``: the fee of an order for an account, at the tier its 30-day volume selects."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from sandbox.services.fees.models import EstimatePublic, EstimateRequest, tier_public
+from sandbox.services.fees.runtime import Fees
+from sandbox.services.kit.auth import require_roles
+
+router = APIRouter(prefix="/v1/estimate", tags=["estimate"])
+
+ROUNDING_NAMES = {"half_up": "ROUND_HALF_UP", "up": "ROUND_UP"}
+
+
+@router.post(
+    "",
+    dependencies=[require_roles("trader", "risk-officer", "viewer", "service")],
+    summary="Estimate an order's fee",
+    responses={
+        404: {"description": "No schedule for the symbol"},
+        503: {"description": "universe-service unavailable"},
+    },
+)
+async def estimate(body: EstimateRequest, fees: Fees) -> EstimatePublic:
+    """Cost and fee (quote currency, quote precision), the rate in percent and the tier used.
+
+    A market order without ``price`` is priced at ``reference_price``.
+    """
+    price, source = (body.price, "price") if body.price is not None else (body.reference_price, "reference_price")
+    assert price is not None  # guaranteed by EstimateRequest's validator
+    schedule, volume, quote = await fees.estimate(
+        account=body.account, symbol=body.symbol, qty=body.qty, price=price, liquidity=body.liquidity
+    )
+    return EstimatePublic(
+        account=body.account,
+        symbol=schedule.symbol,
+        side=body.side,
+        order_type=body.order_type,
+        liquidity=body.liquidity,
+        qty=body.qty,
+        price=price,
+        price_source=source,
+        currency=schedule.quote,
+        decimals=schedule.quote_decimals,
+        cost=quote.cost,
+        fee=quote.fee,
+        rate=quote.percent,
+        rounding=ROUNDING_NAMES[fees.settings.fee_rounding],
+        minimum_fee_applied=quote.minimum_applied,
+        volume_usd=volume.volume_usd,
+        tier=tier_public(quote.choice, volume.volume_usd),
+        schedule_source=schedule.source,
+    )
