@@ -1,4 +1,8 @@
-"""``Annotated`` dependencies for route handlers: the clients the lifespan opened."""
+"""``Annotated`` dependencies for route handlers: the clients the lifespan opened.
+
+The getters are ``async def`` on purpose: FastAPI runs plain functions in its
+thread pool, a hop that costs more than the lookup itself on every request.
+"""
 
 from __future__ import annotations
 
@@ -20,37 +24,37 @@ def _state(request: Request, name: str) -> Any:
     return value
 
 
-def get_db(request: Request) -> asyncpg.Pool:
+async def get_db(request: Request) -> asyncpg.Pool:
     """The app's asyncpg pool."""
     return _state(request, "db")
 
 
-def get_redis(request: Request) -> aioredis.Redis:
+async def get_redis(request: Request) -> aioredis.Redis:
     """The app's Redis client."""
     return _state(request, "redis")
 
 
-def get_sessions(request: Request) -> aioredis.Redis:
+async def get_sessions(request: Request) -> aioredis.Redis:
     """The session Redis client (auth sessions)."""
     return _state(request, "sessions")
 
 
-def get_nats(request: Request) -> Any:
+async def get_nats(request: Request) -> Any:
     """The app's NATS client."""
     return _state(request, "nats")
 
 
-def get_kafka(request: Request) -> KafkaProducer:
+async def get_kafka(request: Request) -> KafkaProducer:
     """The app's Kafka producer."""
     return _state(request, "kafka")
 
 
-def get_kit_settings(request: Request) -> KitSettings:
+async def get_kit_settings(request: Request) -> KitSettings:
     """The kit settings the app was built with."""
     return request.app.state.kit
 
 
-def get_app_settings(request: Request) -> Any:
+async def get_app_settings(request: Request) -> Any:
     """The service's own settings (``create_service_app(settings=...)``), else the kit settings."""
     settings = getattr(request.app.state, "settings", None)
     return settings if settings is not None else request.app.state.kit

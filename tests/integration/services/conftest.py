@@ -33,9 +33,15 @@ START_TIMEOUT_S = 40.0
 STOP_TIMEOUT_S = 15.0
 LOG_TAIL = 40
 #: Service prefixes whose env must not leak from the developer's shell into a test service.
-_ENV_PREFIXES = ("AETHER_", "AUTH_", "CONFIG_", "SECRETS_", "UNIVERSE_", "FEES_", "KRAKEN_")
+_ENV_PREFIXES = (
+    "AETHER_", "AUTH_", "CONFIG_", "SECRETS_", "UNIVERSE_", "FEES_", "KRAKEN_",
+    "CAPITAL_", "POLICY_", "RISK_", "OMS_", "STRATEGY_", "INGEST_",
+)
 #: Service accounts registered in the session auth-service (one per service, plus tests).
-SERVICE_CLIENTS = ("test-client", "config-service", "secrets-service", "universe-service", "fees-service", "kit-probe")
+SERVICE_CLIENTS = (
+    "test-client", "config-service", "secrets-service", "universe-service", "fees-service", "kit-probe",
+    "policy-service", "risk-service", "oms-service", "strategy-orchestrator", "capital-allocator",
+)
 
 
 @dataclass
@@ -354,3 +360,19 @@ def service_token(auth_service: AuthService) -> Callable[..., str]:
         return resp.json()["access_token"]
 
     return get
+
+
+@pytest.fixture
+def api_server_errors() -> Callable[[str], list[str]]:
+    """``api_server_errors(metrics_text)``: the ``http_requests_total`` lines of API routes that answered 5xx.
+
+    ``/healthz`` is left out: it answers 503 while a service starts (readiness, by design).
+    """
+
+    def find(metrics: str) -> list[str]:
+        return [
+            line for line in metrics.splitlines()
+            if line.startswith("http_requests_total{") and 'route="/healthz"' not in line and 'status="5' in line
+        ]
+
+    return find

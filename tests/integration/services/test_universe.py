@@ -82,7 +82,7 @@ class Venue:
                 return str(exc)
 
         try:
-            wait_until(ready, timeout=20, interval=0.05, what="venue /healthz")
+            wait_until(ready, timeout=60, interval=0.05, what="venue /healthz")
         except BaseException:
             self.stop()
             raise

@@ -1,0 +1,1 @@
+"""policy-service: venue policy checks for an order, listing every violation with a stable code."""
