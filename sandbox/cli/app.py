@@ -18,6 +18,7 @@ from typer.core import TyperGroup
 from sandbox import __version__
 from sandbox.cli import capacity_cmd, doctor_cmd, runtime_cmd, spec_cmd
 from sandbox.cli import fixtures_cmd, record_cmd
+from sandbox.cli import replay_cmd
 from sandbox.cli.output import errors
 from sandbox.errors import InvalidInput, SandboxError
 
@@ -104,6 +105,7 @@ def _main(
 app.add_typer(spec_cmd.app, name="spec")
 app.add_typer(fixtures_cmd.app, name="fixtures")
 app.command("record")(record_cmd.record)
+app.command("replay")(replay_cmd.replay)
 app.command("capacity")(capacity_cmd.capacity)
 app.command("doctor")(doctor_cmd.doctor)
 for _command in (runtime_cmd.up, runtime_cmd.down, runtime_cmd.status, runtime_cmd.logs, runtime_cmd.restart):

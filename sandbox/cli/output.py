@@ -8,7 +8,8 @@ from typing import Any
 from rich.console import Console
 
 console = Console(highlight=False)
-errors = Console(stderr=True, highlight=False)
+# Soft wrap: error lines carry file paths and locations a person copies; the terminal wraps them, not rich.
+errors = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def print_json(data: Any) -> None:

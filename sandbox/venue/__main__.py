@@ -1,9 +1,16 @@
-"""``python -m sandbox.venue``: serve the venue's public REST API on a loopback port.
+"""``python -m sandbox.venue``: the simulated Kraken venue, one process, one event loop.
 
-Options: ``--assetpairs FILE`` (Kraken AssetPairs response; default the
-project's ``fixtures/kraken/assetpairs.json``), ``--host`` (default
-127.0.0.1), ``--port`` (default 8080, the kraken-venue port in the platform spec)
-and ``--system-status`` (what ``SystemStatus`` reports).
+- REST on ``--port`` (``AETHER_PORT``): Kraken's public API (``/0/public/*``), its
+  private trading API (``/0/private/*``, API-Sign checked), the private
+  ``executions`` WebSocket (``/ws-auth/v2``), the loopback-only ``/admin/*`` API for
+  scenarios, replay control (``/admin/replay``) and ``/healthz``.
+- Market data on ``--ws-port`` (``AETHER_WS_PORT``): Kraken's public WebSocket (v2 at
+  ``/v2``, v1 at ``/``) replaying a recorded session; every replayed frame also feeds
+  the matching engine, so resting orders fill when the replayed market crosses them.
+
+The account for the platform's Kraken key pair (``KRAKEN_CREDENTIALS_DIR``) is created
+and funded at start-up.  Options: ``--assetpairs FILE``, ``--session NAME`` (default
+``v2-book10-majors``, looping; ``VENUE_SESSION``), ``--seed N`` (``VENUE_SEED``).
 """
 
 from __future__ import annotations
@@ -11,29 +18,96 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from sandbox.errors import SandboxError
 
-DEFAULT_ASSETPAIRS = Path(__file__).resolve().parents[2] / "fixtures" / "kraken" / "assetpairs.json"
+REPO = Path(__file__).resolve().parents[2]
+DEFAULT_ASSETPAIRS = REPO / "fixtures" / "kraken" / "assetpairs.json"
+DEFAULT_SESSION = "v2-book10-majors"
+
+
+def build_app(  # noqa: ANN201 - FastAPI is imported inside, so --help stays fast
+    assetpairs: Path, *, host: str, ws_port: int, session: str | None, seed: int, system_status: str = "online"
+):
+    """The venue's FastAPI app; its lifespan runs the trading clocks and the market-data server."""
+    from fastapi import FastAPI
+
+    from sandbox.venue.control import ReplayController
+    from sandbox.venue.public_rest import AssetPairsCatalog, public_router
+    from sandbox.venue.trading.app import trading_routers
+    from sandbox.venue.trading.replay_bridge import replay_listener
+    from sandbox.venue.trading.venue import TradingVenue
+    from sandbox.venue.ws import ReplayOptions
+
+    catalog = AssetPairsCatalog.from_file(assetpairs)
+    venue = TradingVenue(catalog, seed=seed)
+    venue.set_status(system_status)
+    if credentials := os.environ.get("KRAKEN_CREDENTIALS_DIR"):
+        venue.account_from_credentials(credentials)
+    controller = ReplayController(
+        host, ws_port,
+        default_session=session,
+        default_options=ReplayOptions(loop=True),
+        frame_listeners=[replay_listener(venue)],
+    )
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await venue.start()
+        await controller.start()
+        try:
+            yield
+        finally:
+            await controller.stop()
+            await venue.stop()
+
+    app = FastAPI(title="Kraken venue simulator", version="0.1.0", lifespan=lifespan)
+    app.state.trading = venue
+    app.state.replay = controller
+    app.include_router(public_router(catalog, system_status=lambda: venue.system_status))
+    for router in trading_routers(venue):
+        app.include_router(router)
+    app.include_router(controller.router())
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, object]:
+        """Ready once the catalogue is loaded and, when a session is configured, its feed is listening."""
+        from fastapi.responses import JSONResponse
+
+        feeding = controller.server is not None
+        body = {"status": "ok", "pairs": len(catalog.pairs), "market_data": "replaying" if feeding else "idle"}
+        if session and not feeding:
+            return JSONResponse({**body, "status": "starting"}, status_code=503)  # type: ignore[return-value]
+        return body
+
+    return app
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Parse options and run uvicorn until SIGINT/SIGTERM; returns the exit code."""
+    """Parse options and serve until SIGINT/SIGTERM; returns the exit code."""
+    env = os.environ
     parser = argparse.ArgumentParser(prog="python -m sandbox.venue", description=__doc__.splitlines()[0])
     parser.add_argument("--assetpairs", type=Path, default=DEFAULT_ASSETPAIRS)
-    # The runtimes pass the component's address as AETHER_HOST / AETHER_PORT, as for every component.
-    parser.add_argument("--host", default=os.environ.get("AETHER_HOST", "127.0.0.1"))
-    parser.add_argument("--port", type=int, default=int(os.environ.get("AETHER_PORT", "8080")))
-    parser.add_argument("--system-status", default="online")
+    # The runtimes pass the component's addresses as AETHER_HOST / AETHER_PORT / AETHER_WS_PORT.
+    parser.add_argument("--host", default=env.get("AETHER_HOST", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(env.get("AETHER_PORT", "8080")))
+    parser.add_argument("--ws-port", type=int, default=int(env.get("AETHER_WS_PORT", "8081")))
+    parser.add_argument("--session", default=env.get("VENUE_SESSION", DEFAULT_SESSION),
+                        help="fixture replayed on the market-data port ('' for none until /admin/replay)")
+    parser.add_argument("--seed", type=int, default=int(env.get("VENUE_SEED", "0")))
+    parser.add_argument("--system-status", default="online", help="online, maintenance, cancel_only or post_only")
     args = parser.parse_args(argv)
 
     import uvicorn
 
-    from sandbox.venue.public_rest import create_public_app
-
     try:
-        app = create_public_app(args.assetpairs, system_status=args.system_status)
+        app = build_app(
+            args.assetpairs, host=args.host, ws_port=args.ws_port, session=args.session or None, seed=args.seed,
+            system_status=args.system_status,
+        )
     except SandboxError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -35,7 +35,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -200,8 +200,11 @@ class KrakenWsServer:
         options: ReplayOptions | None = None,
         extra_symbols: Iterable[str] = (),
         compression: str | None = None,
+        frame_listeners: Iterable[Callable[[MarketFrame, MarketState], None]] = (),
     ) -> None:
         self.session = session if isinstance(session, ReplaySession) else ReplaySession.load(session)
+        #: Called after each replayed frame is applied to the market (the venue's matching engine listens).
+        self.frame_listeners = list(frame_listeners)
         self.api = self.session.api
         self.host = host
         self.port = port
@@ -336,6 +339,7 @@ class KrakenWsServer:
         if frame.info.kind == "book":
             return self._dispatch_book(frame)
         self.state.apply(frame)
+        self._notify(frame)
         touched: list[_Client] = []
         info = frame.info
         if self.api == "v1":
@@ -359,6 +363,10 @@ class KrakenWsServer:
             touched.extend(self._send(members, self.rebaser(text)))
         return touched
 
+    def _notify(self, frame: MarketFrame) -> None:
+        for listener in self.frame_listeners:
+            listener(frame, self.state)
+
     def _dispatch_book(self, frame: MarketFrame) -> list[_Client]:
         info = frame.info
         forwardable = info.msg_type == "update" and len(info.symbols) == 1
@@ -367,6 +375,7 @@ class KrakenWsServer:
                 for group in self._by_symbol.get(symbol, ()):
                     self._resync(group)
         self.state.apply(frame)
+        self._notify(frame)
         touched: list[_Client] = []
         for symbol in info.symbols:
             book = self.state.book(symbol)

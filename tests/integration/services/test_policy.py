@@ -66,7 +66,7 @@ class Venue:
         with open(name, "wb") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "sandbox.venue", "--assetpairs", str(FIXTURE), "--port", str(self.port),
-                 "--system-status", system_status],
+                 "--system-status", system_status, "--session", ""],
                 cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             )
         proc = self.process

@@ -57,7 +57,7 @@ def start_venue(port: int, log_dir: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
     with open(name, "wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "sandbox.venue", "--assetpairs", str(FIXTURE), "--port", str(port)],
+            [sys.executable, "-m", "sandbox.venue", "--assetpairs", str(FIXTURE), "--port", str(port), "--session", ""],
             cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         )
 

@@ -68,7 +68,7 @@ class Venue:
         env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "sandbox.venue", "--assetpairs", str(assetpairs), "--port", str(self.port)],
+                [sys.executable, "-m", "sandbox.venue", "--assetpairs", str(assetpairs), "--port", str(self.port), "--session", ""],
                 cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             )
         proc = self.process
