@@ -121,17 +121,21 @@ def _dsn(home: Path, port: int) -> str:
     return EmbeddedPostgres(home / "default" / "components" / "timescaledb", port).dsn("postgres")
 
 
-def test_memory_limit_kill_is_reported(sandbox_home, tmp_path):
-    """A component held to a memory limit below what it needs is OOM-killed, and `up` says so."""
+@pytest.mark.parametrize(("component", "memory_mib"), [("redis", 1), ("auth-service", 40)])
+def test_memory_limit_kill_is_reported(sandbox_home, tmp_path, component, memory_mib):
+    """A component held to a memory limit below what it needs is OOM-killed, and `up` says so.
+
+    redis-server cannot start in 1 MiB; auth-service (a FastAPI service, ~58 MiB idle) cannot in 40 MiB.
+    """
     spec = yaml.safe_load(bundled_spec_path().read_text())
-    redis_spec = next(c for c in spec["components"] if c["name"] == "redis")
-    redis_spec["requests"]["memory_mib"] = 1  # redis-server cannot even start in 1 MiB
+    entry = next(c for c in spec["components"] if c["name"] == component)
+    entry["requests"]["memory_mib"] = memory_mib
     edited = tmp_path / "platform.yaml"
     edited.write_text(yaml.safe_dump(spec, sort_keys=False))
-    result = cli("--spec", str(edited), "up", "--runtime", "local", "redis", "--timeout", "30")
+    result = cli("--spec", str(edited), "up", "--runtime", "local", component, "--timeout", "90")
     assert result.exit_code == 4, result.output
-    assert "redis" in result.stderr
-    assert "memory limit of 1 MiB exceeded (OOM)" in result.stderr
+    assert component in result.stderr
+    assert f"memory limit of {memory_mib} MiB exceeded (OOM)" in result.stderr
     assert status()["up"] is False  # nothing left half-running
 
 
