@@ -52,7 +52,7 @@ def test_unknown_dependency():
     data = _bundled()
     _component(data, "oms-service")["depends_on"].append("ledger-service")
     (problem,) = _problems(data)
-    assert "components[oms-service].depends_on[9]: unknown component 'ledger-service'" in problem
+    assert "components[oms-service].depends_on[10]: unknown component 'ledger-service'" in problem
 
 
 def test_dependency_cycle():

@@ -1,0 +1,529 @@
+"""Orders per second and latency of one oms-service replica, on loopback, bounded in count and time.
+
+Run: ``.venv/bin/python benchmarks/oms_orders.py [--rate 100] [--seconds 10] [--checks risk,fees]
+[--cpu-m 200] [--max-concurrency 16]``
+
+Starts embedded PostgreSQL, Redis, NATS and Kafka (Tansu), auth-service, the
+trading venue (``sandbox.venue.trading`` with rate limits off, a deep synthetic
+XBT/USD book) and one oms-service; with ``--checks`` also risk-service and
+fees-service (``policy`` adds universe-, secrets- and policy-service), which
+the OMS then asks for every order. With ``--cpu-m`` the OMS process runs in a
+cgroup with that CPU quota (and 512 MiB), as the platform budgets it (needs a
+writable cgroup; otherwise measured unconfined and said so).
+
+Every order is a marketable limit order for 0.001 XBT (buys and sells
+alternate), so each one is checked, sent to the venue, acknowledged, filled,
+and its fill recorded and published: the whole path.
+
+Two phases:
+
+* **open loop** at ``--rate`` orders/s for ``--seconds`` (the target load):
+  latency from each order's scheduled send time to its answer, so queueing
+  counts; achieved rate; final states.
+* **closed loop** with ``--max-concurrency`` clients for ``--seconds``: the
+  most one replica sustains here.
+
+Reported for each: orders/s, p50/p99/max latency, answer statuses, and the OMS
+process's CPU time per order (from /proc), which gives the orders/s a 200m
+quota allows (0.2 s / CPU per order). The load generator is a minimal
+keep-alive HTTP/1.1 client on asyncio streams. Everything binds 127.0.0.1 and
+is stopped by PID before exit; nothing is asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import secrets
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+ASSETPAIRS = REPO / "fixtures" / "kraken" / "assetpairs.json"
+PROFILED = """
+import cProfile, signal, sys
+from sandbox.services.kit.run import run
+from sandbox.services.oms.app import create_app
+# uvicorn re-raises SIGTERM after its graceful shutdown: exit normally so the profile is written
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+profiler = cProfile.Profile()
+profiler.enable()
+try:
+    run(create_app)
+finally:
+    profiler.disable()
+    profiler.dump_stats(sys.argv[1])
+"""
+VENUE = """
+import sys, uvicorn
+from sandbox.venue.trading.app import create_trading_app
+app = create_trading_app(sys.argv[1], seed=1, rate_limits=False)
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[2]), log_level="warning", access_log=False,
+            loop="uvloop", http="httptools")
+"""
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+# ---- processes --------------------------------------------------------------------------------
+
+
+class Procs:
+    """Started subprocesses, stopped by PID in reverse order."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.base_env = {k: v for k, v in os.environ.items()
+                         if not k.startswith(("AETHER_", "AUTH_", "OMS_", "RISK_", "FEES_", "KRAKEN_", "POLICY_",
+                                              "UNIVERSE_", "SECRETS_"))}
+        self.base_env["PYTHONPATH"] = str(REPO)
+
+    def spawn(self, name: str, argv: list[str], env: dict[str, str], *, preexec: Any = None,
+              ready_url: str | None = None) -> subprocess.Popen[bytes]:
+        log = self.root / f"{name}.log"
+        with open(log, "wb") as out:
+            proc = subprocess.Popen(argv, env={**self.base_env, **env}, cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, preexec_fn=preexec)
+        self.procs.append(proc)
+        if ready_url:
+            deadline = time.monotonic() + 60
+            while True:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"{name} exited early:\n{log.read_text()[-3000:]}")
+                try:
+                    if httpx.get(f"{ready_url}/healthz", timeout=2).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{name} not ready:\n{log.read_text()[-3000:]}")
+                time.sleep(0.1)
+        return proc
+
+    def service(self, name: str, env: dict[str, str], argv: list[str] | None = None,
+                **kw: Any) -> tuple[str, subprocess.Popen[bytes]]:
+        from sandbox.infra.ports import free_port
+
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        proc = self.spawn(name, argv or [sys.executable, "-m", f"sandbox.services.{name}"],
+                          {"AETHER_SERVICE_NAME": f"{name}-service", "AETHER_PORT": str(port),
+                           "AETHER_LOG_LEVEL": "warning", **env}, ready_url=url, **kw)
+        return url, proc
+
+    def stop_all(self) -> None:
+        for proc in reversed(self.procs):
+            if proc.poll() is None:
+                os.kill(proc.pid, signal.SIGTERM)
+                try:
+                    proc.wait(15)
+                except subprocess.TimeoutExpired:
+                    print(f"pid {proc.pid} ({proc.args[:3]}) did not stop within 15 s: killed", file=sys.stderr)
+                    os.kill(proc.pid, signal.SIGKILL)
+                    proc.wait(5)
+
+
+def oms_cgroup(cpu_m: int) -> tuple[Any, str]:
+    """A cgroup with ``cpu_m`` millicores and 512 MiB for the OMS, or (None, why not)."""
+    from sandbox.runtimes.local.cgroups import Cgroup, detect
+
+    hierarchy, why = detect()
+    if hierarchy is None:
+        return None, why
+    group = Cgroup(hierarchy, f"aether-bench/oms-{secrets.token_hex(3)}")
+    try:
+        group.create(memory_mib=512)
+        group.limit_cpu(cpu_m)
+    except OSError as exc:
+        return None, f"cannot create a cgroup: {exc}"
+    return group, f"{hierarchy.describe()}, {cpu_m}m / 512 MiB"
+
+
+# ---- load -------------------------------------------------------------------------------------
+
+
+class Client:
+    """A pool of keep-alive connections posting orders."""
+
+    def __init__(self, url: str, token: str, size: int) -> None:
+        self.host, port = url.split("//", 1)[1].rsplit(":", 1)
+        self.port = int(port)
+        self.token = token
+        self.size = size
+        self.idle: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = asyncio.Queue()
+        self.seq = 0
+
+    async def open(self) -> None:
+        for _ in range(self.size):
+            self.idle.put_nowait(await asyncio.open_connection(self.host, self.port))
+
+    async def close(self) -> None:
+        while not self.idle.empty():
+            _, writer = self.idle.get_nowait()
+            writer.close()
+
+    def body(self) -> bytes:
+        self.seq += 1
+        side = "buy" if self.seq % 2 else "sell"
+        price = "30010.0" if side == "buy" else "29990.0"
+        doc = {"account": f"bench-{self.seq % 8}", "client_order_id": f"b{os.getpid()}-{time.time_ns()}-{self.seq}",
+               "symbol": "XBT/USD", "side": side, "type": "limit", "qty": "0.001", "price": price,
+               "strategy": None}
+        return json.dumps({k: v for k, v in doc.items() if v is not None}).encode()
+
+    async def post(self, get: str | None = None) -> tuple[int, dict[str, Any]]:
+        if get:
+            head, body = (f"GET {get} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
+                          f"Authorization: Bearer {self.token}\r\n\r\n").encode(), b""
+        else:
+            body = self.body()
+            head = (f"POST /v1/orders HTTP/1.1\r\nHost: {self.host}:{self.port}\r\nAuthorization: Bearer {self.token}\r\n"
+                    f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode()
+        reader, writer = await self.idle.get()
+        try:
+            writer.write(head + body)
+            raw = await reader.readuntil(b"\r\n\r\n")
+            status = int(raw[9:12])
+            length = 0
+            for line in raw.split(b"\r\n"):
+                if line[:15].lower() == b"content-length:":
+                    length = int(line[15:])
+            payload = await reader.readexactly(length) if length else b""
+        except Exception:
+            writer.close()
+            reader, writer = await asyncio.open_connection(self.host, self.port)
+            raise
+        finally:
+            self.idle.put_nowait((reader, writer))
+        try:
+            return status, json.loads(payload)
+        except ValueError:
+            return status, {}
+
+
+def summarise(latencies: list[float], statuses: list[int], states: list[str], elapsed: float, cpu: float) -> dict[str, Any]:
+    latencies = sorted(latencies)
+
+    def pct(p: float) -> float:
+        return latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000 if latencies else float("nan")
+
+    count = len(latencies)
+    return {
+        "orders": count, "rate": count / elapsed if elapsed else 0.0, "p50_ms": pct(0.5), "p99_ms": pct(0.99),
+        "max_ms": latencies[-1] * 1000 if latencies else float("nan"),
+        "mean_ms": statistics.fmean(latencies) * 1000 if latencies else float("nan"),
+        "statuses": {s: statuses.count(s) for s in sorted(set(statuses))},
+        "states": {s: states.count(s) for s in sorted(set(states))},
+        "cpu_us_per_order": cpu / max(count, 1) * 1e6,
+    }
+
+
+async def open_loop(client: Client, rate: float, seconds: float, pid: int) -> dict[str, Any]:
+    """``rate`` orders/s for ``seconds``; latency from each order's scheduled time."""
+    latencies: list[float] = []
+    statuses: list[int] = []
+    states: list[str] = []
+    errors = 0
+
+    async def one(scheduled: float) -> None:
+        nonlocal errors
+        try:
+            status, doc = await client.post()
+        except Exception:  # noqa: BLE001 - counted
+            errors += 1
+            return
+        latencies.append(time.perf_counter() - scheduled)
+        statuses.append(status)
+        states.append(doc.get("state", doc.get("error", "?")))
+
+    total = int(rate * seconds)
+    cpu0 = cpu_seconds(pid)
+    start = time.perf_counter()
+    tasks = []
+    for i in range(total):
+        scheduled = start + i / rate
+        delay = scheduled - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(scheduled)))
+    await asyncio.gather(*tasks)
+    elapsed = time.perf_counter() - start
+    out = summarise(latencies, statuses, states, elapsed, cpu_seconds(pid) - cpu0)
+    out["errors"] = errors
+    return out
+
+
+async def closed_loop(client: Client, concurrency: int, seconds: float, pid: int,
+                      get: str | None = None) -> dict[str, Any]:
+    """``concurrency`` clients back to back for ``seconds`` (orders, or ``GET get``)."""
+    latencies: list[float] = []
+    statuses: list[int] = []
+    states: list[str] = []
+    stop_at = time.perf_counter() + seconds
+
+    async def worker() -> None:
+        while time.perf_counter() < stop_at:
+            t0 = time.perf_counter()
+            status, doc = await client.post(get)
+            latencies.append(time.perf_counter() - t0)
+            statuses.append(status)
+            states.append(doc.get("state", doc.get("error", "?")))
+
+    cpu0 = cpu_seconds(pid)
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return summarise(latencies, statuses, states, time.perf_counter() - start, cpu_seconds(pid) - cpu0)
+
+
+def rss_mib(pid: int) -> float:
+    """Resident memory of a process, MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def start_perf(pid: int, root: Path) -> subprocess.Popen[bytes] | None:
+    """``perf stat`` on the OMS process (instructions are not inflated by other load on the machine)."""
+    if shutil.which("perf") is None:
+        return None
+    out = root / "perf.txt"
+    return subprocess.Popen(["perf", "stat", "-x", ",", "-o", str(out), "-e",
+                             "task-clock,instructions,context-switches,raw_syscalls:sys_enter", "-p", str(pid)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def stop_perf(proc: subprocess.Popen[bytes], root: Path) -> dict[str, float]:
+    """Stop ``perf stat`` and read its counters."""
+    os.kill(proc.pid, signal.SIGINT)
+    proc.wait(10)
+    counters: dict[str, float] = {}
+    for line in (root / "perf.txt").read_text().splitlines():
+        parts = line.split(",")
+        if len(parts) > 2 and parts[0] and parts[0][0].isdigit():
+            counters[parts[2]] = float(parts[0])
+    return counters
+
+
+# ---- orchestration ------------------------------------------------------------------------------
+
+
+def main() -> None:
+    """Start everything, run both phases, print the results, stop everything."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rate", type=float, default=100.0, help="open-loop orders/s (default 100)")
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of each phase (default 10)")
+    parser.add_argument("--max-concurrency", type=int, default=16, help="closed-loop clients (0 = skip the phase)")
+    parser.add_argument("--checks", default="risk,fees", help="upstreams: any of policy,risk,fees or 'none'")
+    parser.add_argument("--cpu-m", type=int, default=0, help="run the OMS under this CPU quota (e.g. 200)")
+    parser.add_argument("--keep-logs", action="store_true", help="keep the log directory")
+    parser.add_argument("--profile", help="write a cProfile of the OMS process to this file")
+    parser.add_argument("--strace", action="store_true", help="count the OMS's syscalls by kind in the open loop")
+    parser.add_argument("--perf", action="store_true",
+                        help="also count the OMS's instructions and syscalls per order (perf stat) in the open loop")
+    args = parser.parse_args()
+    checks = set() if args.checks == "none" else set(args.checks.split(","))
+
+    from sandbox.infra.kafka import EmbeddedKafka
+    from sandbox.infra.nats import EmbeddedNats
+    from sandbox.infra.ports import free_port
+    from sandbox.infra.postgres import EmbeddedPostgres
+    from sandbox.infra.redis import EmbeddedRedis
+
+    load_before = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    root = Path(tempfile.mkdtemp(prefix="aether-oms-bench-"))
+    root.chmod(0o711)
+    procs = Procs(root)
+    group, group_note = (None, "unconfined")
+    results: dict[str, Any] = {}
+    try:
+        with EmbeddedPostgres(root / "pg", free_port()) as pg, EmbeddedRedis(root / "redis", free_port()) as redis, \
+                EmbeddedNats(root / "nats", free_port(), free_port()) as nats, \
+                EmbeddedKafka(root / "kafka", free_port()) as kafka:
+            kafka.create_topics(["oms.orders", "oms.fills"], partitions=4)
+            accounts = {c: secrets.token_urlsafe(24) for c in ("oms-service", "risk-service", "fees-service",
+                                                               "policy-service", "universe-service", "secrets-service")}
+            admin_pw = secrets.token_urlsafe(18)
+            pg.create_database("auth")
+            auth_url, _ = procs.service("auth", {
+                "AUTH_DATABASE_URL": pg.dsn("auth"), "AUTH_REDIS_URL": redis.url, "AETHER_SESSION_REDIS_URL": redis.url,
+                "AUTH_BOOTSTRAP_ADMIN_PASSWORD": admin_pw, "AUTH_SERVICE_ACCOUNTS": json.dumps(accounts)})
+            admin = httpx.post(f"{auth_url}/v1/login", json={"username": "admin", "password": admin_pw}).json()[
+                "access_token"]
+
+            def common(name: str) -> dict[str, str]:
+                return {"AETHER_AUTH_URL": auth_url, "AETHER_SESSION_REDIS_URL": redis.url,
+                        "AETHER_SERVICE_CLIENT_ID": f"{name}-service",
+                        "AETHER_SERVICE_CLIENT_SECRET": accounts[f"{name}-service"]}
+
+            venue_port = free_port()
+            venue_url = f"http://127.0.0.1:{venue_port}"
+            procs.spawn("venue", [sys.executable, "-c", VENUE, str(ASSETPAIRS), str(venue_port)], {},
+                        ready_url=venue_url)
+            key, secret = secrets.token_urlsafe(42), base64.b64encode(os.urandom(64)).decode()
+            httpx.post(f"{venue_url}/admin/accounts", json={
+                "balances": {"ZUSD": "1000000000", "XXBT": "100000"}, "api_key": key, "api_secret": secret,
+                "tier": "pro"}).raise_for_status()
+            httpx.put(f"{venue_url}/admin/book/XBTUSD", json={
+                "bids": [["29990.0", "1000000"]], "asks": [["30010.0", "1000000"]]}).raise_for_status()
+            creds = root / "kraken"
+            creds.mkdir()
+            (creds / "api_key").write_text(key)
+            (creds / "api_secret").write_text(secret)
+
+            upstream_env: dict[str, str] = {}
+            if "risk" in checks:
+                for db in ("rc", "rd", "re"):
+                    pg.create_database(db)
+                url, _ = procs.service("risk", {
+                    **common("risk"), "RISK_COMPLIANCE_DATABASE_URL": pg.dsn("rc"),
+                    "RISK_DIVERSIFICATION_DATABASE_URL": pg.dsn("rd"), "RISK_ESG_DATABASE_URL": pg.dsn("re"),
+                    "RISK_KAFKA_BOOTSTRAP": kafka.bootstrap, "RISK_NATS_URL": nats.url})
+                upstream_env["OMS_RISK_URL"] = url
+            if "fees" in checks:
+                pg.create_database("fees")
+                url, _ = procs.service("fees", {**common("fees"), "FEES_DATABASE_URL": pg.dsn("fees"),
+                                                "FEES_KAFKA_BOOTSTRAP": kafka.bootstrap})
+                pairs = json.loads(ASSETPAIRS.read_text())["result"]["XXBTZUSD"]
+                httpx.put(f"{url}/v1/schedules/XBT%2FUSD", headers={"Authorization": f"Bearer {admin}"}, json={
+                    "quote": "USD", "quote_decimals": pairs["cost_decimals"], "fees": pairs["fees"],
+                    "fees_maker": pairs["fees_maker"]}).raise_for_status()
+                upstream_env["OMS_FEES_URL"] = url
+            if "policy" in checks:
+                for db in ("universe", "secrets", "policy"):
+                    pg.create_database(db)
+                universe_url, _ = procs.service("universe", {**common("universe"),
+                                                             "UNIVERSE_DATABASE_URL": pg.dsn("universe"),
+                                                             "UNIVERSE_VENUE_URL": venue_url})
+                httpx.post(f"{universe_url}/v1/instruments/XBT%2FUSD/approve", json={"reason": "benchmark"},
+                           headers={"Authorization": f"Bearer {admin}"}, timeout=10).raise_for_status()
+                secrets_url, _ = procs.service("secrets", {**common("secrets"), "SECRETS_DATABASE_URL": pg.dsn("secrets"),
+                                                           "SECRETS_ENCRYPTION_KEY": base64.b64encode(os.urandom(32)).decode()})
+                for i in range(8):
+                    httpx.post(f"{secrets_url}/v1/accounts/bench-{i}/kraken-keys", headers={
+                        "Authorization": f"Bearer {admin}"}, json={
+                        "label": "bench", "api_key": base64.b64encode(os.urandom(42)).decode(),
+                        "private_key": base64.b64encode(os.urandom(64)).decode(),
+                        "permissions": ["query_funds", "trade"]}, timeout=10).raise_for_status()
+                url, _ = procs.service("policy", {**common("policy"), "POLICY_DATABASE_URL": pg.dsn("policy"),
+                                                  "POLICY_UNIVERSE_URL": universe_url, "POLICY_SECRETS_URL": secrets_url,
+                                                  "POLICY_VENUE_URL": venue_url})
+                upstream_env["OMS_POLICY_URL"] = url
+
+            pg.create_database("oms")
+            if args.cpu_m:
+                group, group_note = oms_cgroup(args.cpu_m)
+            oms_url, oms = procs.service("oms", {
+                **common("oms"), "OMS_REDIS_URL": redis.url.rsplit("/", 1)[0] + "/2",
+                "OMS_SIMULATION_DATABASE_URL": pg.dsn("oms"), "OMS_KAFKA_BOOTSTRAP": kafka.bootstrap,
+                "OMS_NATS_URL": nats.url, "OMS_VENUE_URL": venue_url, "KRAKEN_CREDENTIALS_DIR": str(creds),
+                **upstream_env}, preexec=group.join if group is not None else None,
+                argv=[sys.executable, "-c", PROFILED, args.profile] if args.profile else None)
+
+            async def run() -> None:
+                client = Client(oms_url, admin, size=max(64, args.max_concurrency))
+                await client.open()
+                for _ in range(50):  # warm-up: caches, connections, JIT-free but lazy imports
+                    await client.post()
+                await asyncio.sleep(1.0)
+                perf = start_perf(oms.pid, root) if args.perf else None
+                tracer = subprocess.Popen(["strace", "-c", "-f", "-o", str(root / "strace.txt"), "-p", str(oms.pid)],
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) if args.strace else None
+                results["open"] = await open_loop(client, args.rate, args.seconds, oms.pid)
+                if perf is not None:
+                    results["perf"] = stop_perf(perf, root)
+                if tracer is not None:
+                    os.kill(tracer.pid, signal.SIGINT)
+                    tracer.wait(10)
+                    results["strace"] = (root / "strace.txt").read_text()
+                await asyncio.sleep(2.0)
+                if args.max_concurrency:
+                    results["closed"] = await closed_loop(client, args.max_concurrency, args.seconds, oms.pid)
+                results["floor"] = await closed_loop(client, 8, min(3.0, args.seconds), oms.pid,
+                                                     get="/v1/status")
+                results["rss_mib"] = rss_mib(oms.pid)
+                await client.close()
+
+            try:
+                asyncio.run(run())
+                time.sleep(2.0)  # let fills and events settle before reading the OMS's own view
+                status = httpx.get(f"{oms_url}/v1/status", headers={"Authorization": f"Bearer {admin}"}).json()
+                results["feed"] = status["executions_feed"]
+                rejected = httpx.get(f"{oms_url}/v1/orders", params={"state": "rejected", "limit": 500},
+                                     headers={"Authorization": f"Bearer {admin}"}).json()["items"]
+                reasons: dict[str, int] = {}
+                for order in rejected:
+                    for r in order["reasons"]:
+                        key = f"{r['code']}: {r['message'][:80]}"
+                        reasons[key] = reasons.get(key, 0) + 1
+                results["rejections"] = reasons
+                metrics = httpx.get(f"{oms_url}/metrics").text.splitlines()
+                results["events"] = [m for m in metrics if m.startswith(("oms_execution_events_total{",
+                                                                         "oms_orders_total{", "oms_rejections_total{"))]
+            finally:
+                procs.stop_all()  # the services before the servers they use
+    finally:
+        procs.stop_all()
+        if group is not None:
+            for path in {group.cpu_dir, group.cpuacct_dir, group.memory_dir}:
+                for directory in (path, path.parent):  # the group, then aether-bench/ when it is empty
+                    try:
+                        directory.rmdir()
+                    except OSError:
+                        pass
+        if args.keep_logs:
+            print(f"logs kept in {root}")
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+
+    print(f"\noms-service, one replica ({group_note}); checks: {', '.join(sorted(checks)) or 'none'}; "
+          f"{os.cpu_count()} CPUs, load average before {load_before}")
+    print("every order: claim id, checks, AddOrder, ack, fill (executions feed), Kafka events")
+    print(f"{'phase':<22} {'orders':>7} {'orders/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} "
+          f"{'OMS CPU us/order':>17} {'orders/s @200m':>15}")
+    for name, label in (("open", f"open loop {args.rate:g}/s"), ("closed", f"closed loop x{args.max_concurrency}"),
+                        ("floor", "GET /v1/status")):
+        r = results.get(name)
+        if not r:
+            continue
+        at_200m = 0.2 / (r["cpu_us_per_order"] / 1e6) if r["cpu_us_per_order"] else float("nan")
+        print(f"{label:<22} {r['orders']:>7} {r['rate']:>9.1f} {r['p50_ms']:>8.1f} {r['p99_ms']:>8.1f} "
+              f"{r['max_ms']:>8.1f} {r['cpu_us_per_order']:>17.0f} {at_200m:>15.0f}")
+        print(f"{'':<22} statuses {r['statuses']} states {r['states']}" + (
+            f" transport errors {r['errors']}" if r.get("errors") else ""))
+    perf = results.get("perf")
+    if perf and results.get("open"):
+        n = max(results["open"]["orders"], 1)
+        print("perf stat, open loop, per order: " + ", ".join(
+            f"{name} {value / n:,.0f}" for name, value in perf.items()))
+    if results.get("strace"):
+        print(results["strace"])
+    print(f"executions feed: {results.get('feed')}; OMS resident memory after the load: "
+          f"{results.get('rss_mib', float('nan')):.0f} MiB")
+    for line in results.get("events", []):
+        print(f"  {line}")
+    if results.get("rejections"):
+        print(f"rejection reasons: {results['rejections']}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,309 @@
+"""Execution reports: the venue's private WebSocket ``executions`` feed, and polling as the fallback.
+
+The feed (Kraken WebSocket v2: token from ``GetWebSocketsToken``, subscribe to
+``executions``) delivers ``new``, ``trade``, ``filled``, ``canceled`` and
+``expired`` events as they happen. Events of one order are applied in order
+(a chain per order), different orders concurrently. After every (re)connect
+the open orders are synced over REST, which covers what happened while the
+feed was down.
+
+The poll syncs the OMS's open orders with ``QueryOrders`` every
+``OMS_POLL_INTERVAL_S`` while the feed is down and five times less often
+while it is up (a safety net), and looks up orders whose ``AddOrder`` answer
+was lost once their deadline has passed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from decimal import Decimal
+from typing import Any
+
+from sandbox.services.oms import states, store
+from sandbox.services.oms.kraken_client import KrakenError
+from sandbox.services.oms.store import OrderRecord
+from sandbox.services.oms.tracker import OrderTracker
+from sandbox.services.oms.venue_reports import ReportError, venue_order, ws_fill
+
+log = logging.getLogger("sandbox.services.oms.executions")
+
+RECONNECT_MAX_S = 5.0
+UP_POLL_FACTOR = 5
+#: pending_new orders without a txid older than this are looked up by client order id
+UNACKED_AGE_S = 10.0
+KINDS = frozenset({"pending_new", "new", "trade", "filled", "canceled", "expired", "amended", "restated", "status"})
+
+
+class ExecutionFeed:
+    """The executions WebSocket client and the REST poll."""
+
+    def __init__(self, tracker: OrderTracker, *, ws_url: str, poll_interval_s: float, resolve: Any,
+                 counter: Any = None) -> None:
+        """``resolve(order)`` looks up an unacknowledged order (``OrderService.resolve``); ``counter(kind, outcome)``."""
+        self.tracker = tracker
+        self.ws_url = ws_url
+        self.poll_interval_s = poll_interval_s
+        self.resolve = resolve
+        self.counter = counter
+        self.connected = False
+        self.last_message_at: float | None = None
+        self.events = 0
+        self.connects = 0
+        self.last_error: str | None = None
+        self._chains: dict[str, asyncio.Task[None]] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._sync_lock = asyncio.Lock()
+        self._wake = asyncio.Event()
+
+    def start(self) -> None:
+        """Run the feed and the poll in the background."""
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._feed_loop(), name="oms-executions-feed"),
+                       loop.create_task(self._poll_loop(), name="oms-executions-poll")]
+
+    async def stop(self) -> None:
+        """Stop both and wait for event chains (bounded)."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        chains = [t for t in self._chains.values() if not t.done()]
+        if chains:
+            await asyncio.wait(chains, timeout=5)
+
+    # -- the WebSocket feed -----------------------------------------------------------------------
+
+    async def _feed_loop(self) -> None:
+        from websockets.asyncio.client import connect
+
+        delay = 0.2
+        while True:
+            client = self.tracker.kraken()
+            try:
+                if client is None:
+                    raise RuntimeError("no venue API key pair")
+                token = await client.websockets_token()
+                async with connect(self.ws_url, open_timeout=5, close_timeout=2, max_size=2**22) as ws:
+                    await ws.send(json.dumps({"method": "subscribe", "req_id": 1, "params": {
+                        "channel": "executions", "token": token, "snap_orders": True, "snap_trades": False,
+                        # no pending_new events: the OMS writes that state itself before sending
+                        "order_status": False}}))
+                    delay = 0.2
+                    async for raw in ws:
+                        self._on_message(raw)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - reconnect with backoff; the poll covers the gap
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.info("executions feed down", extra={"error": self.last_error})
+            if self.connected:
+                log.warning("executions feed disconnected")
+            self.connected = False
+            self._wake.set()
+            await asyncio.sleep(delay)
+            delay = min(RECONNECT_MAX_S, delay * 2)
+
+    def _on_message(self, raw: str | bytes) -> None:
+        self.last_message_at = time.monotonic()
+        try:
+            doc = json.loads(raw, parse_float=Decimal)
+        except ValueError:
+            log.warning("unreadable executions message")
+            return
+        if not isinstance(doc, dict):
+            return
+        if doc.get("method") == "subscribe":
+            if doc.get("success") is True:
+                self.connected = True
+                self.connects += 1
+                log.info("executions feed subscribed")
+                self._wake.set()  # sync open orders now: events may have been missed
+            else:
+                self.last_error = str(doc.get("error"))
+                log.warning("executions subscription refused", extra={"error": self.last_error})
+            return
+        if doc.get("channel") != "executions" or doc.get("type") != "update":
+            return  # status, heartbeat, pong; the snapshot is covered by the sync after subscribing
+        for item in doc.get("data") or []:
+            if isinstance(item, dict):
+                self._enqueue(item)
+
+    def _enqueue(self, item: dict[str, Any]) -> None:
+        """Apply ``item`` after the previous events of the same order (unless it can change nothing)."""
+        if self._skip(item):
+            self.events += 1
+            return
+        key = str(item.get("cl_ord_id") or item.get("order_id") or "")
+        previous = self._chains.get(key)
+        task = asyncio.get_running_loop().create_task(self._apply_after(previous, item))
+        self._chains[key] = task
+        task.add_done_callback(lambda t, k=key: self._chains.pop(k, None) if self._chains.get(k) is t else None)
+
+    async def _apply_after(self, previous: asyncio.Task[None] | None, item: dict[str, Any]) -> None:
+        if previous is not None:
+            with contextlib.suppress(Exception):
+                await previous
+        try:
+            await self.apply_event(item)
+        except Exception:  # noqa: BLE001 - one bad event must not stop the feed; the poll repairs
+            log.exception("executions event failed", extra={"exec_type": item.get("exec_type"),
+                                                            "order_id": item.get("order_id")})
+
+    async def apply_event(self, item: dict[str, Any]) -> None:
+        """Apply one ``executions`` update item."""
+        self.events += 1
+        if self._skip(item):
+            return
+        kind = item.get("exec_type")
+        txid = str(item["order_id"]) if item.get("order_id") else None
+        cl_ord_id = str(item["cl_ord_id"]) if item.get("cl_ord_id") else None
+        cached = self.tracker.recent.get(cl_ord_id)
+        self._count(kind, "applied")
+        order = cached or await store.find_venue_order(self.tracker.pool, txid, cl_ord_id)
+        if order is None:
+            if txid and kind in ("new", "trade", "filled", "canceled", "expired"):
+                await self._adopt(txid)
+            return
+        if kind == "pending_new":
+            if txid and not order.txid:
+                await store.set_txid(self.tracker.pool, order.id, txid)
+        elif kind == "new":
+            await self.tracker.move(order, states.NEW, "venue_acknowledged", txid=txid, detail={"source": "ws"})
+        elif kind == "trade":
+            inst = self.tracker.instrument(order)
+            if inst is None:
+                return
+            try:
+                fill = ws_fill(item, order, inst)
+            except ReportError as exc:
+                log.warning("unreadable trade event", extra={"order_id": order.id, "error": str(exc)})
+                return
+            await self.tracker.record_fill(fill, inst, venue_state=str(item.get("order_status") or ""), txid=txid)
+        elif kind in ("canceled", "expired"):
+            target = states.CANCELED if kind == "canceled" else states.EXPIRED
+            if await self._catch_up_fills(order, item):
+                order = await store.get_order(self.tracker.pool, order.id) or order
+            await self.tracker.move(order, target, f"venue_{kind}", txid=txid,
+                                    detail={"source": "ws", "venue_reason": item.get("cancel_reason")})
+        elif kind == "filled":
+            await self._catch_up_fills(order, item)
+
+    def _skip(self, item: dict[str, Any]) -> bool:
+        """Whether ``item`` can change nothing this process does not already know (decided without I/O).
+
+        Every condition, once true, stays true, so deciding it before earlier
+        events of the order are applied is safe.
+        """
+        kind = item.get("exec_type")
+        cl_ord_id = str(item["cl_ord_id"]) if item.get("cl_ord_id") else None
+        if cl_ord_id in self.tracker.submitting and kind in ("pending_new", "new"):
+            # This process is placing the order: the AddOrder answer records the acknowledgement.
+            if item.get("order_id"):
+                self.tracker.submitting[cl_ord_id] = str(item["order_id"])
+            self._count(kind, "skipped")
+            return True
+        cached = self.tracker.recent.get(cl_ord_id)
+        if cached is not None and self._nothing_new(cached, kind, item):
+            self._count(kind, "skipped")
+            return True
+        return False
+
+    def _count(self, kind: Any, outcome: str) -> None:
+        if self.counter is not None:
+            self.counter.labels(str(kind) if kind in KINDS else "other", outcome).inc()
+
+    @staticmethod
+    def _nothing_new(cached: OrderRecord, kind: Any, item: dict[str, Any]) -> bool:
+        """Whether an event about an order this process wrote cannot change it (no database read needed).
+
+        ``pending_new``: this process is placing it and records the txid from the
+        AddOrder answer; ``new``: already acknowledged; ``filled``: the fills it
+        totals are recorded. A cached order is never ahead of the database.
+        """
+        if kind == "pending_new":
+            return True
+        if kind == "new":
+            return cached.state != states.PENDING_NEW
+        if kind == "filled":
+            try:
+                return cached.filled_qty >= Decimal(str(item.get("cum_qty", "0")))
+            except ArithmeticError:
+                return False
+        return False
+
+    async def _catch_up_fills(self, order: OrderRecord, item: dict[str, Any]) -> bool:
+        """A final event reports more executed than the OMS recorded: fetch the missing fills over REST.
+
+        Returns True when it had to (the caller then re-reads the order).
+        """
+        try:
+            cum = Decimal(str(item.get("cum_qty", "0")))
+        except ArithmeticError:
+            return False
+        if cum <= order.filled_qty:
+            return False
+        fresh = await store.get_order(self.tracker.pool, order.id) or order  # the cache may be behind
+        txid = fresh.txid or (str(item["order_id"]) if item.get("order_id") else None)
+        client = self.tracker.kraken()
+        if cum <= fresh.filled_qty or not txid or client is None:
+            return True
+        infos = await client.query_orders([txid], trades=True)
+        if txid in infos:
+            await self.tracker.sync(fresh, venue_order(txid, infos[txid]), source="ws")
+        return True
+
+    async def _adopt(self, txid: str) -> None:
+        client = self.tracker.kraken()
+        if client is None:
+            return
+        infos = await client.query_orders([txid], trades=True)
+        if txid in infos:
+            await self.tracker.adopt(venue_order(txid, infos[txid]), source="ws")
+
+    # -- the poll ----------------------------------------------------------------------------------
+
+    async def _poll_loop(self) -> None:
+        while True:
+            interval = self.poll_interval_s * (UP_POLL_FACTOR if self.connected else 1)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), interval)
+            self._wake.clear()
+            try:
+                await self.sync_open_orders()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - next round
+                log.info("open-order sync failed", extra={"error": f"{type(exc).__name__}: {exc}"})
+
+    async def sync_open_orders(self) -> dict[str, int]:
+        """Sync every open OMS order with the venue's ``QueryOrders``; returns counts."""
+        client = self.tracker.kraken()
+        if client is None:
+            return {}
+        async with self._sync_lock:
+            orders = await store.open_orders(self.tracker.pool)
+            with_txid = [o for o in orders if o.txid]
+            counts = {"orders": len(orders), "changed": 0, "resolved": 0}
+            if with_txid:
+                infos = await client.query_orders([o.txid for o in with_txid if o.txid], trades=True)
+                for order in with_txid:
+                    info = infos.get(order.txid or "")
+                    if info is None:
+                        continue
+                    _, changes = await self.tracker.sync(order, venue_order(order.txid or "", info), source="poll")
+                    counts["changed"] += bool(changes)
+            now = time.time()
+            for order in orders:
+                if order.txid or order.created_at is None or now - order.created_at.timestamp() < UNACKED_AGE_S:
+                    continue
+                try:
+                    await self.resolve(order)
+                    counts["resolved"] += 1
+                except KrakenError as exc:
+                    log.info("unacknowledged order lookup failed", extra={"order_id": order.id, "error": str(exc)})
+            return counts
