@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: up test install clean
+.PHONY: up test install clean system-deps
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,8 +23,15 @@ up: $(STAMP)
 # Integration tests mostly wait on servers starting: 4 workers on 2 cores halve the wall time.
 JOBS ?= 4
 
-test: $(STAMP)
-	$(BIN)/pytest -n $(JOBS) $(PYTEST_ARGS)
+# Debian packages some tests use (debootstrap, prometheus, alertmanager, chromium):
+# installed when run as root, else those tests skip with the reason.
+system-deps:
+	@bash scripts/system-deps.sh
+
+# loadgroup keeps tests sharing one expensive fixture (docker images, a whole
+# platform) on one worker.
+test: $(STAMP) system-deps
+	$(BIN)/pytest -n $(JOBS) --dist loadgroup $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache
