@@ -168,9 +168,9 @@ class Cgroup:
         except (OSError, ValueError):
             return None
 
-    def _stat(self, name: str) -> dict[str, int]:
+    def _stat(self, name: str, directory: Path | None = None) -> dict[str, int]:
         out = {}
-        for line in (self.memory_dir / name).read_text().splitlines():
+        for line in ((directory or self.memory_dir) / name).read_text().splitlines():
             key, _, value = line.partition(" ")
             if value.strip().isdigit():
                 out[key] = int(value)
@@ -211,7 +211,7 @@ class Cgroup:
     def throttled(self) -> int:
         """How many CFS periods the quota throttled."""
         try:
-            return self._stat("cpu.stat").get("nr_throttled", 0)
+            return self._stat("cpu.stat", self.cpu_dir).get("nr_throttled", 0)
         except OSError:
             return 0
 
