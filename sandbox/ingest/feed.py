@@ -29,6 +29,8 @@ from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import msgspec
+
 from sandbox.ingest import protocol
 from sandbox.ingest.gaps import Clock, TradeIds
 from sandbox.ingest.normalise import Normaliser, messages_of
@@ -39,9 +41,11 @@ from sandbox.replay.book import V1Books, V2Books
 from sandbox.replay.protocol import parse_rfc3339
 
 #: Parses a frame keeping every float token as its exact text (``"0.00005100"``): the book takes
-#: text tokens as they are, and records carry the text, so no Decimal is built and formatted back.
-#: One decoder, built once: ``json.loads`` with options builds a new one per call.
-parse_frame = json.JSONDecoder(parse_float=str).decode
+#: text tokens as they are (its Decimals are built from them), and records carry the text, so no
+#: Decimal is formatted back.  msgspec's decoder hands each float token's text to the hook, like
+#: ``json.JSONDecoder(parse_float=str)`` and with the same result, in about 40 % of its time.
+#: Invalid JSON raises ``msgspec.DecodeError``, a ``ValueError``.
+parse_frame = msgspec.json.Decoder(float_hook=str).decode
 
 log = logging.getLogger("sandbox.ingest.feed")
 
@@ -236,7 +240,6 @@ class Feed:
         stats.frames += 1
         run.frames += 1
         self.conn_frames += 1
-        self.last_frame = time.monotonic()
         try:
             msg = parse_frame(raw)
         except ValueError as exc:
@@ -256,7 +259,18 @@ class Feed:
             return
         elif len(msg) < 4:
             return
-        checks = self.books.handle(msg)
+        try:
+            checks = self.books.handle(msg)
+        except (ArithmeticError, ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
+            # A level that is no number (decimal.InvalidOperation), a malformed item: the frame is
+            # counted as invalid and its books are resubscribed (they may be half-applied).
+            stats.invalid_frames += 1
+            run.invalid_frames += 1
+            log.error("book frame not applicable (%s: %s): %.120r", type(exc).__name__, exc, raw)
+            for channel, symbol, _, _ in messages_of(msg):
+                if channel == "book":
+                    self.resync(symbol, "invalid book frame")
+            return
         check_index = 0
         produced = False
         for channel, symbol, kind, payload in messages_of(msg):
@@ -357,8 +371,7 @@ class Feed:
 
     async def run(self) -> None:
         """Connect, serve, reconnect with backoff, until :meth:`stop`."""
-        from websockets.asyncio.client import connect
-        from websockets.exceptions import InvalidHandshake, InvalidURI, WebSocketException
+        from sandbox.ingest import wsclient
 
         while not self.stopping.is_set():
             if self._attempts and not self._deliberate:
@@ -370,14 +383,16 @@ class Feed:
             url = self.url
             try:
                 self.stats.detail = f"connecting to {url}"
-                async with connect(
-                    url, compression=None, max_size=16 * 2**20, max_queue=1024, open_timeout=10
-                ) as ws:
+                self._fresh_connection()
+                ws = await wsclient.connect(url, self._on_message, open_timeout=10, max_size=16 * 2**20)
+                try:
                     await self._serve(ws)
+                finally:
+                    await ws.close()
                 reason = "connection closed"
-            except InvalidURI as exc:
+            except wsclient.InvalidURL as exc:
                 reason = f"invalid URL: {exc}"
-            except (OSError, TimeoutError, InvalidHandshake, WebSocketException) as exc:
+            except (OSError, TimeoutError, *wsclient.ConnectErrors) as exc:
                 reason = f"{type(exc).__name__}: {exc}"
             finally:
                 self._disconnected()
@@ -395,8 +410,14 @@ class Feed:
                 for waiter in waiters:
                     waiter.cancel()
 
-    async def _serve(self, ws: Any) -> None:
-        self.ws = ws
+    def _on_message(self, raw: str | bytes, recv_ns: int) -> None:
+        """One message off the socket: handle it, then send what handling queued (a resubscribe)."""
+        self.handle(raw, recv_ns)
+        if self.outbox:
+            self.flush_outbox()
+
+    def _fresh_connection(self) -> None:
+        """Per-connection state, reset before the connection's first frame can arrive."""
         self.conn_serial += 1
         self.conn_frames = 0
         self.conn_id = None
@@ -407,6 +428,10 @@ class Feed:
         self.resyncing.clear()
         self.acked.clear()
         self.last_frame = time.monotonic()
+
+    async def _serve(self, ws: Any) -> None:
+        """Subscribe, then wait while frames arrive (each goes to :meth:`handle` as it is parsed)."""
+        self.ws = ws
         self.stats.connected = True
         self.stats.detail = "connected"
         log.info("connected to %s", self.url)
@@ -414,11 +439,7 @@ class Feed:
         await self.send_outbox()
         watchdog = asyncio.create_task(self._watchdog(ws))
         try:
-            handle = self.handle
-            async for raw in ws:
-                handle(raw, time.time_ns())
-                if self.outbox:
-                    await self.send_outbox()
+            await ws.wait_closed()
         finally:
             watchdog.cancel()
 
@@ -432,16 +453,24 @@ class Feed:
 
     async def send_outbox(self) -> None:
         """Send the queued requests (subscribes, unsubscribes, pings)."""
+        self.flush_outbox()
+
+    def flush_outbox(self) -> None:
+        """Write the queued requests to the socket now (they are small: no waiting)."""
         ws = self.ws
         while self.outbox and ws is not None:
-            await ws.send(self.outbox.pop(0))
+            ws.send_now(self.outbox.pop(0))
 
     async def _watchdog(self, ws: Any) -> None:
         """Once a second: ping a quiet feed, drop a silent one, give up on unanswered resubscribes."""
         stale = self.settings.stale_after_s
+        seen = self.stats.frames
         while True:
             await asyncio.sleep(min(1.0, stale / 4))
             now = time.monotonic()
+            if self.stats.frames != seen:  # frames arrived since the last look (no clock read per frame)
+                seen = self.stats.frames
+                self.last_frame = now
             if self.subscribed:
                 self.backoff.reset()
             if self.outbox:

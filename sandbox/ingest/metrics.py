@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
 from sandbox.ingest.stats import Histogram, Stats
@@ -70,9 +70,10 @@ class IngestCollector:
 
 
 def registry_for(stats: Stats) -> CollectorRegistry:
-    """A registry holding only the ingest's metrics (plus nothing global)."""
+    """A registry holding the ingest's metrics and its process CPU/memory (nothing global)."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(IngestCollector(stats))  # type: ignore[arg-type]
+    ProcessCollector(registry=registry)
     return registry
 
 

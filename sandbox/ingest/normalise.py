@@ -58,10 +58,14 @@ def text(value: Any) -> Any:
 
 def texts(value: Any) -> Any:
     """``value`` with every number as text, recursively (integer identifiers stay integers)."""
-    if isinstance(value, dict):
-        return {k: (v if k in INTEGER_FIELDS else texts(v)) for k, v in value.items() if k != "symbol"}
-    if isinstance(value, list):
-        return [texts(v) for v in value]
+    kind = type(value)
+    if kind is dict:
+        return {
+            k: (v if type(v) is str or k in INTEGER_FIELDS else texts(v))  # noqa: E721 - text tokens pass as they are
+            for k, v in value.items() if k != "symbol"
+        }
+    if kind is list:
+        return [v if type(v) is str else texts(v) for v in value]  # noqa: E721
     return text(value)
 
 
@@ -208,25 +212,26 @@ def _str(value: Any) -> str:
 def _v2_book_tail(item: dict[str, Any]) -> str | None:
     """``"bids":[...],"asks":[...],"checksum":N`` built directly, or ``None`` to take the general path.
 
-    The level tokens come from the JSON parser (float text or ints), so they are
-    number literals; the result is checked against :data:`_BOOK_TAIL` all the
-    same, and anything unexpected (a string price, a missing field) falls back
-    to the general encoder.
+    The level tokens come from the JSON parser (float text or ints) and have
+    already been read as Decimals by the book, so they are number literals.
+    The result is checked all the same to be well-formed JSON by construction:
+    exactly the quotes the template writes, no backslash, nothing unprintable
+    (a token that was a JSON string with a quote, an escape or a control
+    character in it fails this), and anything unexpected (a missing field, a
+    non-integer checksum) falls back to the general encoder.
     """
     try:
-        bids = ",".join([f'["{lv["price"]}","{lv["qty"]}"]' for lv in item.get("bids") or ()])
-        asks = ",".join([f'["{lv["price"]}","{lv["qty"]}"]' for lv in item.get("asks") or ()])
+        bids_levels = item.get("bids") or ()
+        asks_levels = item.get("asks") or ()
+        bids = ",".join([f'["{lv["price"]}","{lv["qty"]}"]' for lv in bids_levels])
+        asks = ",".join([f'["{lv["price"]}","{lv["qty"]}"]' for lv in asks_levels])
     except (KeyError, TypeError):
         return None
     checksum = item.get("checksum")
     if checksum is not None and type(checksum) is not int:  # noqa: E721
         return None
     tail = f'"bids":[{bids}],"asks":[{asks}],"checksum":{"null" if checksum is None else checksum}'
-    return tail if _BOOK_TAIL.fullmatch(tail) else None
-
-
-_NUM = r"-?[0-9]+(?:\.[0-9]+)?"
-_LEVEL = rf'\["{_NUM}","{_NUM}"\]'
-_LEVELS = rf"\[(?:{_LEVEL}(?:,{_LEVEL})*)?\]"
-#: What a hand-built book tail must look like: plain decimal numbers only, so nothing needs escaping.
-_BOOK_TAIL = re.compile(rf'"bids":{_LEVELS},"asks":{_LEVELS},"checksum":(?:\d+|null)')
+    quotes = 4 * (len(bids_levels) + len(asks_levels)) + 6
+    if tail.count('"') != quotes or "\\" in tail or "E" in tail or not tail.isprintable():
+        return None  # ("E": a Decimal token prints with an exponent; the general path writes it in full)
+    return tail

@@ -16,7 +16,7 @@ from collections import defaultdict, deque
 from collections.abc import Iterable
 from typing import Any
 
-from sandbox.ingest.stats import Stats
+from sandbox.ingest.stats import ACK_TIMES_CAP, Stats
 
 log = logging.getLogger("sandbox.ingest.publisher")
 
@@ -52,6 +52,7 @@ class Publisher:
                 "on_delivery": self._delivered,
             }
         )
+        self._produce = self._producer.produce
 
     # ---- topics -------------------------------------------------------------------------
 
@@ -95,23 +96,28 @@ class Publisher:
 
         ``frame_ref`` names the frame the record came from: ``connection serial << 32 | frame number``.
         """
-        stats = self.stats
         produce_ns = time.time_ns()
-        while True:
-            try:
-                # CreateTime (set by the client now) is microseconds after the frame's arrival.
-                self._producer.produce(topic, value, key)
-                break
-            except BufferError:
+        try:
+            # CreateTime (set by the client now) is microseconds after the frame's arrival.
+            self._produce(topic, value, key)
+        except BufferError:
+            while True:  # the producer queue is full: serve delivery reports until there is room
                 self._producer.poll(0.01)
+                try:
+                    self._produce(topic, value, key)
+                    break
+                except BufferError:
+                    continue
         self._inflight[topic].append((recv_ns, produce_ns))
+        stats = self.stats
         stats.produced[topic] += 1
         run = stats.run.topics[topic]
         run.produced += 1
         if run.first_seq is None:
             run.first_seq = seq
         run.last_seq = seq
-        run.add_frame(frame_ref)
+        if len(run.frame_ref) < ACK_TIMES_CAP:
+            run.frame_ref.append(frame_ref)
         self._since_poll += 1
         if self._since_poll >= POLL_EVERY:
             self._since_poll = 0

@@ -50,30 +50,51 @@ class Level(NamedTuple):
 
 
 class _Side:
-    """One side of a book: a dict of levels plus the prices in ascending order."""
+    """One side of a book: a dict of levels plus the prices in ascending order.
 
-    __slots__ = ("_keys", "_levels", "_descending")
+    The checksum input of the side (its best :data:`CHECKSUM_LEVELS` fragments)
+    is cached and rebuilt only after a change that reached those levels: most
+    updates of a deep book happen below them.
+    """
+
+    __slots__ = ("_keys", "_levels", "_descending", "_top")
 
     def __init__(self, descending: bool) -> None:
         self._keys: list[Decimal] = []
         self._levels: dict[Decimal, Level] = {}
         self._descending = descending
+        #: the cached checksum fragments of the best levels, ``None`` when stale
+        self._top: str | None = None
 
     def __len__(self) -> int:
         return len(self._keys)
 
+    def _in_top(self, price: Decimal) -> bool:
+        """True when ``price`` ranks among the best :data:`CHECKSUM_LEVELS` of the side as it stands."""
+        keys = self._keys
+        if len(keys) <= CHECKSUM_LEVELS:
+            return True
+        return price >= keys[-CHECKSUM_LEVELS] if self._descending else price <= keys[CHECKSUM_LEVELS - 1]
+
     def set(self, level: Level) -> None:
-        if level.price not in self._levels:
-            insort(self._keys, level.price)
-        self._levels[level.price] = level
+        price = level.price
+        if price not in self._levels:
+            insort(self._keys, price)
+        self._levels[price] = level
+        if self._top is not None and self._in_top(price):
+            self._top = None
 
     def remove(self, price: Decimal) -> None:
-        if self._levels.pop(price, None) is not None:
+        if price in self._levels:
+            if self._top is not None and self._in_top(price):
+                self._top = None
+            del self._levels[price]
             del self._keys[bisect_left(self._keys, price)]
 
     def clear(self) -> None:
         self._keys.clear()
         self._levels.clear()
+        self._top = None
 
     def best(self, n: int | None = None) -> list[Level]:
         """Up to ``n`` levels (all when ``None``), best first."""
@@ -84,6 +105,22 @@ class _Side:
             chosen = keys if n is None else keys[:n]
         levels = self._levels
         return [levels[k] for k in chosen]
+
+    def top_fragments(self) -> str:
+        """The side's part of the checksum input: the best levels' fragments, best first (cached)."""
+        top = self._top
+        if top is None:
+            keys, levels = self._keys, self._levels
+            chosen = keys[: -CHECKSUM_LEVELS - 1 : -1] if self._descending else keys[:CHECKSUM_LEVELS]
+            top = self._top = "".join([levels[k].fragment for k in chosen])
+        return top
+
+    def extreme(self) -> Decimal | None:
+        """The best price (highest bid, lowest ask), ``None`` when empty."""
+        keys = self._keys
+        if not keys:
+            return None
+        return keys[-1] if self._descending else keys[0]
 
     def truncate(self, depth: int) -> None:
         """Drop every level beyond the best ``depth``."""
@@ -96,6 +133,8 @@ class _Side:
             dropped, self._keys = self._keys[depth:], self._keys[:depth]
         for price in dropped:
             del self._levels[price]
+        if depth < CHECKSUM_LEVELS:
+            self._top = None
 
 
 class OrderBook:
@@ -159,15 +198,37 @@ class OrderBook:
         pdec, qdec = self.price_decimals, self.qty_decimals
         for lv in levels:
             price_tok, qty_tok = lv[0], lv[1]
+            self._apply_level(side, price_tok, qty_tok, lv[2] if len(lv) > 2 else None, pdec, qdec)
+
+    def apply_items(self, side: _Side, items: Iterable[Mapping[str, Any]]) -> None:
+        """Set or delete each v2 level ``{"price": P, "qty": Q}`` of ``items`` on ``side``."""
+        pdec, qdec = self.price_decimals, self.qty_decimals
+        for lv in items:
+            self._apply_level(side, lv["price"], lv["qty"], None, pdec, qdec)
+
+    @staticmethod
+    def _apply_level(side: _Side, price_tok: Any, qty_tok: Any, stamp: Any, pdec: int | None, qdec: int | None) -> None:
+        # Text tokens (v1 strings; v2 parsed with float tokens kept as text) take the short way.
+        if type(price_tok) is str:  # noqa: E721
+            price_text = price_tok
+            price = Decimal(price_tok)
+        else:
             price_text = token_text(price_tok)
             price = price_tok if isinstance(price_tok, Decimal) else Decimal(price_text)
+        if type(qty_tok) is str:  # noqa: E721
+            qty_text = qty_tok
+            qty = Decimal(qty_tok)
+        else:
             qty_text = token_text(qty_tok)
             qty = qty_tok if isinstance(qty_tok, Decimal) else Decimal(qty_text)
-            if qty == ZERO:
-                side.remove(price)
-                continue
+        if not qty:
+            side.remove(price)
+            return
+        if pdec is None and qdec is None:
+            frag = price_text.replace(".", "").lstrip("0") + qty_text.replace(".", "").lstrip("0")
+        else:
             frag = fragment(price_text, pdec) + fragment(qty_text, qdec)
-            side.set(Level(price, qty, price_text, qty_text, frag, lv[2] if len(lv) > 2 else None))
+        side.set(Level(price, qty, price_text, qty_text, frag, stamp))
 
     def truncate(self) -> None:
         """Keep only the best ``depth`` levels per side."""
@@ -207,18 +268,16 @@ class OrderBook:
     @property
     def crossed(self) -> bool:
         """True when the best bid is at or above the best ask (an impossible, corrupt book)."""
-        bid, ask = self.best_bid, self.best_ask
-        return bid is not None and ask is not None and bid.price >= ask.price
+        bid, ask = self._bids.extreme(), self._asks.extreme()
+        return bid is not None and ask is not None and bid >= ask
 
     def checksum_input(self) -> str:
         """The string Kraken hashes: top 10 asks then top 10 bids, digits only."""
-        asks = "".join(level.fragment for level in self._asks.best(CHECKSUM_LEVELS))
-        bids = "".join(level.fragment for level in self._bids.best(CHECKSUM_LEVELS))
-        return asks + bids
+        return self._asks.top_fragments() + self._bids.top_fragments()
 
     def checksum(self) -> int:
         """Kraken's CRC32 checksum of the current book (unsigned 32-bit)."""
-        return crc32_text(self.checksum_input())
+        return crc32_text(self._asks.top_fragments() + self._bids.top_fragments())
 
     def as_dict(self) -> dict[str, Any]:
         """The book as ``{"symbol", "bids", "asks"}`` with levels as ``[price_text, qty_text]``."""
@@ -313,13 +372,17 @@ class V2Books:
         return book
 
     def _apply(self, kind: str, item: Mapping[str, Any]) -> BookCheck:
-        book = self.book(item["symbol"])
-        bids = [(lv["price"], lv["qty"]) for lv in item.get("bids") or ()]
-        asks = [(lv["price"], lv["qty"]) for lv in item.get("asks") or ()]
+        book = self.books.get(item["symbol"])
+        if book is None:
+            book = self.book(item["symbol"])
         if kind == "snapshot":
-            book.apply_snapshot(bids, asks)
-        else:
-            book.apply_update(bids, asks)
+            book.clear()
+        bids, asks = item.get("bids"), item.get("asks")
+        if bids:
+            book.apply_items(book._bids, bids)
+        if asks:
+            book.apply_items(book._asks, asks)
+        book.truncate()
         return _check(book, kind, item.get("checksum"), item.get("timestamp"), self.verify)
 
 

@@ -29,6 +29,8 @@ from sandbox.replay.protocol import FrameInfo, classify, exchange_time
 
 #: trades kept per symbol for a v2 ``trade`` snapshot (Kraken sends the last 50)
 TRADE_SNAPSHOT = 50
+#: book frames a lazy :class:`MarketState` queues at most (8 bytes each) before applying them anyway
+LAZY_BACKLOG = 1_000_000
 
 
 @dataclass(slots=True)
@@ -137,13 +139,23 @@ def _note_extras(msg: Any, info: FrameInfo, depths: dict[str, int], intervals: d
 
 @dataclass
 class MarketState:
-    """The market as far as the replay has got: what a new subscriber's snapshot shows."""
+    """The market as far as the replay has got: what a new subscriber's snapshot shows.
+
+    ``lazy=True`` (without ``verify``) defers the book work: book frames are
+    queued as they play and applied, in order, the moment a book is read
+    (:meth:`book`).  A replay whose subscribers take the recorded frames as they
+    are never reads a book, so it never pays for one; a late subscriber, a view
+    at another depth or a listener that reads books gets exactly the books the
+    eager state would have (the same frames applied in the same order).
+    """
 
     api: str
     depths: dict[str, int]
     on_mismatch: Callable[[MarketFrame, BookCheck], None] | None = None
     #: verify the recorded checksums as frames play (costs a checksum per book message)
     verify: bool = False
+    #: apply book frames when a book is read, not when they play (ignored with ``verify``)
+    lazy: bool = False
     v2: V2Books = field(init=False)
     v1: V1Books = field(init=False)
     #: v2 ticker items / v1 ticker payloads, per symbol
@@ -153,20 +165,49 @@ class MarketState:
     candles: dict[tuple[str, int], Any] = field(default_factory=dict)
     #: exchange time of each book's latest message
     book_times: dict[str, float] = field(default_factory=dict)
+    #: book frames played but not applied yet (lazy state), oldest first
+    _pending: list[MarketFrame] = field(default_factory=list, repr=False)
+    #: symbols that have had a book message (applied or pending)
+    _booked: set[str] = field(default_factory=set, repr=False)
 
     def __post_init__(self) -> None:
         self.v2 = V2Books(verify=self.verify)
         self.v2.depths.update(self.depths)
         self.v1 = V1Books(verify=self.verify)
+        self.lazy = self.lazy and not self.verify
 
     def book(self, symbol: str) -> OrderBook | None:
-        """The recorded book of ``symbol`` (``None`` before its first snapshot)."""
+        """The recorded book of ``symbol`` (``None`` before its first book message), up to date."""
+        if self._pending:
+            self.catch_up()
         return (self.v2 if self.api == "v2" else self.v1).books.get(symbol)
 
+    def has_book(self, symbol: str) -> bool:
+        """True once ``symbol`` has had a book message (without bringing the books up to date)."""
+        return symbol in self._booked
+
+    def catch_up(self) -> None:
+        """Apply the book frames a lazy state has queued."""
+        pending, self._pending = self._pending, []
+        books = self.v2 if self.api == "v2" else self.v1
+        for frame in pending:
+            books.handle(frame.msg)
+
     def apply(self, frame: MarketFrame) -> list[BookCheck]:
-        """Play ``frame`` into the state; returns the book checks it produced."""
+        """Play ``frame`` into the state; returns the book checks it produced (none when deferred)."""
         kind, msg = frame.info.kind, frame.msg
         if kind == "book":
+            self._booked.update(frame.info.symbols)
+            if self.lazy:
+                self._pending.append(frame)
+                if len(self._pending) >= LAZY_BACKLOG:
+                    self.catch_up()  # a long unread replay (a loop) does not hold frames without bound
+                if frame.exchange_t is not None:
+                    for symbol in frame.info.symbols:
+                        self.book_times[symbol] = frame.exchange_t
+                return []
+            if self._pending:
+                self.catch_up()
             checks = (self.v2 if self.api == "v2" else self.v1).handle(msg)
             for check in checks:
                 if frame.exchange_t is not None:

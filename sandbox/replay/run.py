@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from sandbox.errors import CheckFailed, EnvironmentProblem, InvalidInput
-from sandbox.replay.verify import ReplayReport, consume_run, end_to_end, expected_counts
+from sandbox.replay.verify import ReplayReport, TopicCount, consume_run, end_to_end, expected_counts
 
 #: Channels the ingest normalises (``spread`` exists in v1 only).
 INGEST_CHANNELS = ("book", "trade", "ticker", "ohlc", "spread")
@@ -44,6 +44,9 @@ class Endpoints:
     venue_url: str
     ingest_url: str
     kafka_bootstrap: str
+    #: Reads a run back where the host cannot reach the broker's advertised address (the docker runtime's
+    #: offline broker): ``consume_run``'s signature without the bootstrap. ``None``: consume from the host.
+    kafka_counter: Callable[..., dict[str, TopicCount]] | None = None
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,7 @@ def locate(sandbox: str = "default", runtime: str = "auto") -> Endpoints:
         f"http://127.0.0.1:{ports['kraken-venue']}",
         f"http://127.0.0.1:{ports['kraken-ws-ingest']}",
         f"127.0.0.1:{ports['kafka']}",
+        getattr(rt, "kafka_counter", lambda: None)(),
     )
 
 
@@ -180,7 +184,9 @@ def replay(
     expected = expected_counts(manifest.symbol_counts, channels, symbols)
 
     say(f"venue: loading {path.name} ({manifest.api}, {manifest.frames} frames)")
-    body = {"session": str(path), "symbols": symbols, "loop": False, "start": "manual"}
+    # A shipped session goes by name: a venue in a container has its own copy of the fixtures, not this path.
+    session = path.name.split(".")[0] if path.parent == FIXTURES.resolve() else str(path)
+    body = {"session": session, "symbols": symbols, "loop": False, "start": "manual"}
     body.update({"max": True} if request.speed is None else {"speed": request.speed})
     loaded = _venue(endpoints, "POST", "/admin/replay", body)
     say(f"ingest: subscribing {len(channels)} channel(s) x {len(symbols)} symbol(s) at depth {depth}, run {run}")
@@ -198,8 +204,11 @@ def replay(
     stats = _wait_received(endpoints, deadline=time.monotonic() + request.timeout_s)
     status = _venue(endpoints, "GET", "/admin/replay", None)
     say(f"kafka: consuming {len(stats['run']['topics'])} topic(s)")
-    counts = consume_run(endpoints.kafka_bootstrap, stats["run"]["topics"], run, expected=expected,
-                         timeout=request.timeout_s)
+    if endpoints.kafka_counter is not None:
+        counts = endpoints.kafka_counter(stats["run"]["topics"], run, expected=expected, timeout=request.timeout_s)
+    else:
+        counts = consume_run(endpoints.kafka_bootstrap, stats["run"]["topics"], run, expected=expected,
+                             timeout=request.timeout_s)
     report = _report(path, manifest, run, request, symbols, channels, depth, loaded, status, stats, counts)
     report.latency = _latency(endpoints, stats, status)
     unstamped = [c for c in status.get("connections", ()) if c.get("stamped") is not None and c["stamped"] != c["frames_sent"]]

@@ -347,7 +347,6 @@ class ReplayController:
             )
             await server.start()
             self.server = server
-            m = replay.manifest
             self.info = ReplayInfo(
                 id=uuid.uuid4().hex[:12],
                 session=str(path),

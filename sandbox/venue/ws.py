@@ -212,7 +212,13 @@ class KrakenWsServer:
         self.symbols = self.session.symbols | set(extra_symbols)
         self.compression = compression
         self.stats = ReplayStats()
-        self.state = MarketState(self.api, self.session.depths, on_mismatch=self._mismatch, verify=self.options.verify)
+        # As fast as possible, the books are brought up to date only when read (a snapshot, a view at
+        # another depth, a listener): forwarding the recorded frames as they are never pays for them.
+        # A paced replay has the time to keep them current as it goes.
+        self.state = MarketState(
+            self.api, self.session.depths, on_mismatch=self._mismatch, verify=self.options.verify,
+            lazy=self.options.speed is None,
+        )
         self.rebaser = Rebaser(self.api, 0.0)
         self._groups: dict[tuple[str, int], _BookGroup] = {}
         self._by_symbol: dict[str, list[_BookGroup]] = {}
@@ -378,15 +384,14 @@ class KrakenWsServer:
         self._notify(frame)
         touched: list[_Client] = []
         for symbol in info.symbols:
-            book = self.state.book(symbol)
-            if book is None:
+            groups = self._by_symbol.get(symbol)
+            if not groups or not self.state.has_book(symbol):
                 continue
-            for group in self._by_symbol.get(symbol, ()):
-                if group.view is None:
-                    group.view = DepthView(book, group.depth)
+            for group in groups:
                 if not group.members:
                     group.dirty = True  # the book moved without the view
                 elif group.passthrough and forwardable:
+                    # the recorded frame as it is: the book itself is not needed (nor brought up to date)
                     text = frame.text if self.api == "v2" else self._v1_rechannel(frame.text, f"book-{group.depth}", symbol)
                     group.dirty = True
                     touched.extend(self._send(group.members, self.rebaser(text)))
@@ -400,18 +405,26 @@ class KrakenWsServer:
                     group.pending.clear()
         return touched
 
+    def _view(self, group: _BookGroup) -> DepthView:
+        """The group's view of the book (created on first use; the book brought up to date)."""
+        book = self.state.book(group.symbol)
+        assert book is not None, "a view needs a book: check has_book() first"
+        if group.view is None:
+            group.view = DepthView(book, group.depth)
+        return group.view
+
     def _resync(self, group: _BookGroup) -> None:
         """After forwarded frames, make the group's view match the book again (before it moves)."""
         if group.dirty and group.view is not None:
-            group.view.snapshot()
+            self._view(group).snapshot()
         group.dirty = False
 
     def _book_update(self, group: _BookGroup, exchange_t: float | None) -> str | None:
-        assert group.view is not None
-        bids, asks = group.view.update()
+        view = self._view(group)
+        bids, asks = view.update()
         if not bids and not asks:
             return None
-        book = group.view.book
+        book = view.book
         if self.api == "v2":
             stamp = None if exchange_t is None else format_rfc3339(exchange_t)
             return feed.v2_book("update", group.symbol, bids, asks, book.checksum(), stamp)
@@ -421,13 +434,13 @@ class KrakenWsServer:
         )
 
     def _book_snapshot(self, group: _BookGroup) -> str:
-        assert group.view is not None
-        bids, asks = group.view.snapshot()
+        view = self._view(group)
+        bids, asks = view.snapshot()
         group.dirty = False
         if self.api == "v2":
             when = self.state.book_times.get(group.symbol)
             stamp = None if when is None else format_rfc3339(when)
-            return feed.v2_book("snapshot", group.symbol, bids, asks, group.view.book.checksum(), stamp)
+            return feed.v2_book("snapshot", group.symbol, bids, asks, view.book.checksum(), stamp)
         return feed.v1_book_snapshot(group.channel_id, f"book-{group.depth}", group.symbol, bids, asks)
 
     def _send(self, clients: Iterable[_Client], text: str) -> list[_Client]:

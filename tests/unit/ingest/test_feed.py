@@ -189,3 +189,11 @@ def test_backoff_doubles_with_jitter_and_resets() -> None:
     assert all(c / 2 <= d <= c for d, c in zip(delays, ceilings, strict=True))
     b.reset()
     assert b.next() <= 0.2
+
+
+def test_book_frame_with_a_level_that_is_no_number_is_invalid_not_fatal(feed: Feed) -> None:
+    feed.handle(Venue().snapshot(), 1)
+    bad = '{"channel":"book","type":"update","data":[{"symbol":"BTC/USD","bids":[{"price":"abc","qty":1.0}],"asks":[],"checksum":1}]}'
+    feed.handle(bad, 2)
+    assert feed.stats.invalid_frames == 1
+    assert "BTC/USD" in feed.resyncing  # its book may be half applied: a fresh snapshot is asked for

@@ -133,3 +133,10 @@ def test_unsafe_tokens_take_the_escaped_path() -> None:
     payload = {"symbol": "X/Y", "bids": [{"price": '1"]', "qty": "1"}], "asks": [], "checksum": 1}
     _, _, value, _ = Normaliser().record("book", "X/Y", "update", payload, 0)
     assert json.loads(value)["bids"] == [['1"]', "1"]]
+
+
+def test_tokens_with_escapes_or_control_characters_take_the_escaped_path() -> None:
+    for token in ("1\\", "1\n", "1\u0007"):
+        payload = {"symbol": "X/Y", "bids": [{"price": token, "qty": "1"}], "asks": [], "checksum": 1}
+        _, _, value, _ = Normaliser().record("book", "X/Y", "update", payload, 0)
+        assert json.loads(value)["bids"] == [[token, "1"]]

@@ -61,3 +61,21 @@ def test_rebase_offset_keeps_candle_boundaries(v2_session: Path) -> None:
     assert offset % 60 == 0 and abs(offset - 1_000_000.4) <= 30
     stamp = "2026-07-07T23:01:00.000000000Z"
     assert parse_rfc3339(Rebaser("v2", offset)(f'"interval_begin":"{stamp}"').split('"')[3]) % 60 == 0
+
+
+def test_lazy_state_defers_books_and_ends_up_with_the_eager_books(v2_session: Path) -> None:
+    session = ReplaySession.load(v2_session)
+    eager = MarketState("v2", session.depths)
+    lazy = MarketState("v2", session.depths, lazy=True)
+    half = len(session.frames) // 2
+    for i, frame in enumerate(session.frames):
+        eager.apply(frame)
+        assert lazy.apply(frame) == []  # nothing applied while playing
+        if i == half:  # a read in the middle (a late subscriber) brings the books up to date
+            assert lazy.book("BTC/USD").as_dict() == eager.book("BTC/USD").as_dict()
+    assert lazy.has_book("ETH/USD") and not lazy.has_book("DOGE/USD")
+    assert lazy.book_times == eager.book_times
+    for symbol in ("BTC/USD", "ETH/USD"):
+        assert lazy.book(symbol).as_dict() == eager.book(symbol).as_dict()
+        assert lazy.book(symbol).checksum() == eager.book(symbol).checksum()
+    assert not MarketState("v2", session.depths, lazy=True, verify=True).lazy  # verifying is never deferred
