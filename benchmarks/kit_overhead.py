@@ -10,7 +10,12 @@ no access log):
 * ``kit-open``    – the same endpoint in a kit app (request id, metrics, body limit, error handlers);
 * ``kit-auth``    – the same endpoint behind ``CurrentPrincipal`` (JWT via JWKS, verified-token
   cache, one Redis ``EXISTS auth:session:{sid}`` per request);
-* ``introspect``  – auth-service's ``POST /v1/introspect`` (service token as caller).
+* ``introspect``  – auth-service's ``POST /v1/introspect`` (service token as caller);
+* ``kit-open-traced``, ``kit-auth-traced`` – the two kit apps with OpenTelemetry tracing on
+  (``OTEL_EXPORTER_OTLP_ENDPOINT`` set): a SERVER span per request, batched and exported over
+  OTLP/HTTP to a receiver in this process (:class:`sandbox.observability.otlp_sink.OtlpSink`),
+  so the export's CPU is counted too. ``--sample-ratio 0.1`` samples 10% of the traces instead of all
+  (``OTEL_TRACES_SAMPLER=parentbased_traceidratio``).
 
 Load: a minimal keep-alive HTTP/1.1 client on asyncio streams (httpx would be the
 bottleneck), ``--concurrency`` connections for ``--seconds`` each, after a short
@@ -71,6 +76,7 @@ def serve(name: str) -> None:
     from sandbox.services.kit.run import run
 
     router = APIRouter()
+    name = name.removesuffix("-traced")  # tracing is switched on by the environment alone
     if name == "kit-open":
         @router.get("/ping")
         async def ping_open() -> dict:
@@ -193,6 +199,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--sample-ratio", type=float, default=None, help="trace sampling ratio (default: every request)")
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
@@ -202,12 +209,14 @@ def main() -> None:
     from sandbox.infra.ports import free_port
     from sandbox.infra.postgres import EmbeddedPostgres
     from sandbox.infra.redis import EmbeddedRedis
+    from sandbox.observability.otlp_sink import OtlpSink
 
     load_before = " ".join(Path("/proc/loadavg").read_text().split()[:3])
     root = Path(tempfile.mkdtemp(prefix="aether-bench-"))
     root.chmod(0o711)
     procs: list[subprocess.Popen[bytes]] = []
-    base_env = {k: v for k, v in os.environ.items() if not k.startswith(("AETHER_", "AUTH_"))}
+    base_env = {k: v for k, v in os.environ.items() if not k.startswith(("AETHER_", "AUTH_", "OTEL_"))}
+    sink = OtlpSink().start()
     try:
         with EmbeddedPostgres(root / "pg", free_port()) as pg, EmbeddedRedis(root / "redis", free_port()) as redis:
             pg.create_database("auth")
@@ -224,10 +233,15 @@ def main() -> None:
             procs.append(auth)
             _wait_ready(auth_url, auth, root / "auth.log")
             targets: dict[str, tuple[str, int]] = {}
-            for name in ("bare", "kit-open", "kit-auth"):
+            for name in ("bare", "kit-open", "kit-auth", "kit-open-traced", "kit-auth-traced"):
                 port = free_port()
                 env = {**base_env, "AETHER_SERVICE_NAME": name, "AETHER_PORT": str(port), "AETHER_AUTH_URL": auth_url,
                        "AETHER_SESSION_REDIS_URL": redis.url}
+                if name.endswith("-traced"):
+                    env["OTEL_EXPORTER_OTLP_ENDPOINT"] = sink.url
+                    if args.sample_ratio is not None:
+                        env["OTEL_TRACES_SAMPLER"] = "parentbased_traceidratio"
+                        env["OTEL_TRACES_SAMPLER_ARG"] = str(args.sample_ratio)
                 proc = _spawn([sys.executable, __file__, "--serve", name], env, root / f"{name}.log")
                 procs.append(proc)
                 _wait_ready(f"http://127.0.0.1:{port}", proc, root / f"{name}.log")
@@ -238,7 +252,7 @@ def main() -> None:
                              json={"client_id": "bench", "client_secret": accounts["bench"]}).json()["access_token"]
             results = {}
             for name, (url, pid) in targets.items():
-                results[name] = asyncio.run(load(url, token=user if name == "kit-auth" else None,
+                results[name] = asyncio.run(load(url, token=user if name.startswith("kit-auth") else None,
                                                  seconds=args.seconds, concurrency=args.concurrency, pid=pid))
             results["introspect"] = asyncio.run(load(
                 f"{auth_url}/v1/introspect", method="POST", body=json.dumps({"token": user}).encode(), token=svc,
@@ -246,6 +260,7 @@ def main() -> None:
     finally:
         for proc in reversed(procs):
             _stop(proc)
+        sink.stop()
         shutil.rmtree(root, ignore_errors=True)
 
     bare = results["bare"]["rps"]
@@ -257,6 +272,12 @@ def main() -> None:
         at_100m = 0.1 / (r["cpu_us_per_req"] / 1e6) if r["cpu_us_per_req"] else float("nan")
         print(f"{name:<12} {r['rps']:>9.0f} {r['rps'] / bare:>7.0%} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f}"
               f" {r['cpu_us_per_req']:>11.0f} {at_100m:>12.0f} {r['errors']:>7}{note}")
+    for name in ("kit-open", "kit-auth"):
+        off, on = results[name]["cpu_us_per_req"], results[f"{name}-traced"]["cpu_us_per_req"]
+        if off and on:
+            print(f"tracing on, {name}: {on - off:+.0f} us CPU per request ({on / off - 1:+.0%}), "
+                  f"req/s {results[f'{name}-traced']['rps'] / results[name]['rps'] - 1:+.0%}")
+    print(f"spans received by the OTLP receiver: {len(sink.spans)} in {sink.requests} exports")
 
 
 if __name__ == "__main__":

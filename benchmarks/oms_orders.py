@@ -1,7 +1,7 @@
 """Orders per second and latency of one oms-service replica, on loopback, bounded in count and time.
 
 Run: ``.venv/bin/python benchmarks/oms_orders.py [--rate 100] [--seconds 10] [--checks risk,fees]
-[--cpu-m 200] [--max-concurrency 16]``
+[--cpu-m 200] [--max-concurrency 16] [--pyspy FILE]``
 
 Starts embedded PostgreSQL, Redis, NATS and Kafka (Tansu), auth-service, the
 trading venue (``sandbox.venue.trading`` with rate limits off, a deep synthetic
@@ -337,6 +337,7 @@ def main() -> None:
     parser.add_argument("--cpu-m", type=int, default=0, help="run the OMS under this CPU quota (e.g. 200)")
     parser.add_argument("--keep-logs", action="store_true", help="keep the log directory")
     parser.add_argument("--profile", help="write a cProfile of the OMS process to this file")
+    parser.add_argument("--pyspy", help="sample the OMS with py-spy during both phases (collapsed stacks to this file)")
     parser.add_argument("--strace", action="store_true", help="count the OMS's syscalls by kind in the open loop")
     parser.add_argument("--perf", action="store_true",
                         help="also count the OMS's instructions and syscalls per order (perf stat) in the open loop")
@@ -445,6 +446,9 @@ def main() -> None:
                 for _ in range(50):  # warm-up: caches, connections, JIT-free but lazy imports
                     await client.post()
                 await asyncio.sleep(1.0)
+                spy = subprocess.Popen([str(Path(sys.executable).with_name("py-spy")), "record", "-p", str(oms.pid), "-r",
+                                        "100", "-f", "raw", "-o", args.pyspy], stdout=subprocess.DEVNULL,
+                                       stderr=subprocess.DEVNULL) if args.pyspy else None
                 perf = start_perf(oms.pid, root) if args.perf else None
                 tracer = subprocess.Popen(["strace", "-c", "-f", "-o", str(root / "strace.txt"), "-p", str(oms.pid)],
                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) if args.strace else None
@@ -458,6 +462,9 @@ def main() -> None:
                 await asyncio.sleep(2.0)
                 if args.max_concurrency:
                     results["closed"] = await closed_loop(client, args.max_concurrency, args.seconds, oms.pid)
+                if spy is not None:
+                    os.kill(spy.pid, signal.SIGINT)
+                    spy.wait(30)
                 results["floor"] = await closed_loop(client, 8, min(3.0, args.seconds), oms.pid,
                                                      get="/v1/status")
                 results["rss_mib"] = rss_mib(oms.pid)

@@ -47,6 +47,6 @@ class AuthState:
         return sign(access_claims(subject=subject, roles=roles, sid=sid, kind=kind, scopes=scopes, ttl_s=ttl_s), self.key)
 
 
-def auth_state(request: Request) -> AuthState:
+async def auth_state(request: Request) -> AuthState:
     """Dependency: the auth runtime state."""
     return request.app.state.auth

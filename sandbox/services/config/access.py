@@ -35,7 +35,7 @@ async def config_writer(principal: CurrentPrincipal) -> Principal:
     return principal
 
 
-def get_service(request: Request) -> ConfigService:
+async def get_service(request: Request) -> ConfigService:
     """The process's :class:`ConfigService` (503 until start-up finished)."""
     service = getattr(request.app.state, "config", None)
     if service is None:

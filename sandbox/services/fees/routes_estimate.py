@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
+from fastapi.responses import Response
 
 from sandbox.services.fees.models import EstimatePublic, EstimateRequest, tier_public
 from sandbox.services.fees.runtime import Fees
@@ -11,10 +12,13 @@ from sandbox.services.kit.auth import require_roles
 router = APIRouter(prefix="/v1/estimate", tags=["estimate"])
 
 ROUNDING_NAMES = {"half_up": "ROUND_HALF_UP", "up": "ROUND_UP"}
+#: The model is built here: FastAPI's response re-validation and encoding would be pure overhead.
+_serialize = EstimatePublic.__pydantic_serializer__.to_json
 
 
 @router.post(
     "",
+    response_model=EstimatePublic,
     dependencies=[require_roles("trader", "risk-officer", "viewer", "service")],
     summary="Estimate an order's fee",
     responses={
@@ -22,7 +26,7 @@ ROUNDING_NAMES = {"half_up": "ROUND_HALF_UP", "up": "ROUND_UP"}
         503: {"description": "universe-service unavailable"},
     },
 )
-async def estimate(body: EstimateRequest, fees: Fees) -> EstimatePublic:
+async def estimate(body: EstimateRequest, fees: Fees) -> Response:
     """Cost and fee (quote currency, quote precision), the rate in percent and the tier used.
 
     A market order without ``price`` is priced at ``reference_price``.
@@ -32,7 +36,7 @@ async def estimate(body: EstimateRequest, fees: Fees) -> EstimatePublic:
     schedule, volume, quote = await fees.estimate(
         account=body.account, symbol=body.symbol, qty=body.qty, price=price, liquidity=body.liquidity
     )
-    return EstimatePublic(
+    return Response(_serialize(EstimatePublic(
         account=body.account,
         symbol=schedule.symbol,
         side=body.side,
@@ -51,4 +55,4 @@ async def estimate(body: EstimateRequest, fees: Fees) -> EstimatePublic:
         volume_usd=volume.volume_usd,
         tier=tier_public(quote.choice, volume.volume_usd),
         schedule_source=schedule.source,
-    )
+    )), media_type="application/json")

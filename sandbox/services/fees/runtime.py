@@ -154,7 +154,7 @@ class FeesRuntime:
         return schedule, volume, quote
 
 
-def get_fees(request: Request) -> FeesRuntime:
+async def get_fees(request: Request) -> FeesRuntime:
     """Dependency: the app's :class:`FeesRuntime` (503 while starting)."""
     runtime = getattr(request.app.state, "fees", None)
     if runtime is None:

@@ -19,7 +19,7 @@ import redis.asyncio as aioredis
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import Response
 
-from sandbox.services.kit.auth import TokenVerifier
+from sandbox.services.kit.auth import TokenVerifier, close_session_checker
 from sandbox.services.kit.db import (
     TIMESCALE_ABSENT,
     TIMESCALE_PRESENT,
@@ -35,12 +35,15 @@ from sandbox.services.kit.logs import configure_logging
 from sandbox.services.kit.metrics import AppMetrics
 from sandbox.services.kit.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from sandbox.services.kit.settings import KitSettings
+from sandbox.services.kit.tracing import HTTPX_HOOKS, build_tracing
 
 log = logging.getLogger("sandbox.services.kit")
 
 Hook = Callable[[FastAPI], Awaitable[None]]
 _CLIENTS = ("db", "redis", "sessions", "nats", "kafka", "verifier", "timescaledb", "http")
 T = TypeVar("T")
+#: ``FastAPI(telemetry=...)``: no native spans, metrics or log records (the kit has its own).
+NATIVE_TELEMETRY_OFF: Any = {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}
 
 
 async def retry_until(what: str, timeout_s: float, attempt: Callable[[], Awaitable[T]]) -> T:
@@ -106,6 +109,7 @@ def create_service_app(
                 stack.push_async_callback(app.state.redis.aclose)
             app.state.sessions = redis_client(kit.session_redis_url)
             stack.push_async_callback(app.state.sessions.aclose)
+            stack.callback(close_session_checker, app.state)
             if nats_url:
                 import nats
 
@@ -122,7 +126,9 @@ def create_service_app(
                 producer = KafkaProducer(kafka_bootstrap, client_id=kit.service_name)
                 stack.push_async_callback(producer.close)
                 app.state.kafka = producer
-            http = httpx.AsyncClient(timeout=3.0)
+            if app.state.tracing is not None:
+                stack.callback(app.state.tracing.shutdown)
+            http = httpx.AsyncClient(timeout=3.0, event_hooks=dict(HTTPX_HOOKS))
             stack.push_async_callback(http.aclose)
             app.state.http = http
             if kit.auth_url:
@@ -144,10 +150,14 @@ def create_service_app(
         for name in _CLIENTS:
             setattr(app.state, name, None)
 
-    app = FastAPI(title=title, version=version, description=description, lifespan=lifespan)
+    # FastAPI's own OpenTelemetry hooks stay off: the kit traces with its per-app provider
+    # (sandbox.services.kit.tracing), and the native check would otherwise run on every request.
+    app = FastAPI(title=title, version=version, description=description, lifespan=lifespan,
+                  telemetry=NATIVE_TELEMETRY_OFF)
     app.state.kit = kit
     app.state.settings = settings
     app.state.metrics = AppMetrics(kit.service_name)
+    app.state.tracing = build_tracing(kit.service_name, kit.otlp_endpoint, version=version)
     for name in _CLIENTS:
         setattr(app.state, name, None)
     app.state.started = False
@@ -163,5 +173,5 @@ def create_service_app(
         app.include_router(router)
     # Added last = outermost: request id and metrics see every response, 413s included.
     app.add_middleware(BodyLimitMiddleware, max_bytes=kit.max_body_bytes)
-    app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics)
+    app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics, tracing=app.state.tracing)
     return app

@@ -5,7 +5,9 @@ header. Verification is local: :class:`TokenVerifier` fetches the JWKS once,
 refetches on an unknown ``kid`` (rate-limited), and keeps a bounded LRU of
 verified tokens so the hot path skips the signature check. Revocation is
 *not* cached: every request does one ``EXISTS auth:session:{sid}`` on the
-session Redis, so a logout is seen by every service on the next request.
+session Redis (pipelined with the other requests of the same event-loop tick,
+over a bare RESP connection), so a logout is seen by every service on the next
+request.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -25,6 +27,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from sandbox.services.kit.errors import ServiceError
 from sandbox.services.kit.settings import KitSettings
+from sandbox.services.kit.tracing import HTTPX_HOOKS
 
 log = logging.getLogger("sandbox.services.kit.auth")
 
@@ -185,13 +188,179 @@ class TokenVerifier:
         return principal
 
 
+class _ExistsProtocol(asyncio.Protocol):
+    """One plain-TCP connection to the session Redis answering pipelined ``EXISTS`` (RESP2 integer replies).
+
+    Commands are written back to back and their replies matched in order, with no
+    per-command client machinery: the session check is on every authenticated
+    request, and redis-py's asyncio client costs several times the exchange itself.
+    """
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.waiters: deque[asyncio.Future[Any]] = deque()
+        self.buffer = b""
+        self.lost: Exception | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self.buffer + data if self.buffer else data
+        start = 0
+        while True:
+            end = buffer.find(b"\r\n", start)
+            if end < 0:
+                break
+            line, start = buffer[start:end], end + 2
+            if not self.waiters:
+                self.fail(ConnectionError("session Redis sent an unexpected reply"))
+                return
+            fut = self.waiters.popleft()
+            kind = line[:1]
+            if kind == b":":
+                value: Any = int(line[1:])
+            elif kind == b"+":
+                value = line[1:].decode()
+            elif kind == b"-":
+                value = ResponseError(line[1:].decode(errors="replace"))
+            else:  # bulk or aggregate replies never answer EXISTS, AUTH or SELECT
+                self.fail(ConnectionError(f"session Redis sent an unexpected reply type {kind!r}"))
+                return
+            if not fut.done():
+                if isinstance(value, Exception):
+                    fut.set_exception(value)
+                else:
+                    fut.set_result(value)
+        self.buffer = buffer[start:]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.fail(ConnectionError(f"session Redis connection lost: {exc or 'closed by peer'}"))
+
+    def fail(self, exc: Exception) -> None:
+        """Fail every pending command and close (the next check reconnects)."""
+        self.lost = self.lost or exc
+        while self.waiters:
+            fut = self.waiters.popleft()
+            if not fut.done():
+                fut.set_exception(exc)
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
+
+
+def _command(*parts: str) -> bytes:
+    out = [b"*%d\r\n" % len(parts)]
+    for part in parts:
+        raw = part.encode()
+        out.append(b"$%d\r\n%s\r\n" % (len(raw), raw))
+    return b"".join(out)
+
+
+class ResponseError(Exception):
+    """The session Redis answered a command with an error."""
+
+
+class RawExists:
+    """``EXISTS`` for many keys in one write over one lazily (re)connected plain-TCP connection."""
+
+    def __init__(self, host: str, port: int, *, db: int = 0, username: str | None = None,
+                 password: str | None = None, connect_timeout: float = 2.0, timeout: float = 5.0) -> None:
+        """Where the session Redis is and how to log in; timeouts in seconds (each reply within ``timeout``)."""
+        self.host, self.port, self.db = host, port, db
+        self.username, self.password = username, password
+        self.connect_timeout, self.timeout = connect_timeout, timeout
+        self._proto: _ExistsProtocol | None = None
+        self._connecting: asyncio.Future[_ExistsProtocol] | None = None
+
+    @classmethod
+    def for_client(cls, redis: Any) -> RawExists | None:
+        """The raw client for a plain ``redis.asyncio.Redis`` over TCP, else ``None`` (TLS, sockets, fakes)."""
+        from redis.asyncio.connection import Connection
+
+        pool = getattr(redis, "connection_pool", None)
+        if pool is None or getattr(pool, "connection_class", None) is not Connection:
+            return None
+        kw = pool.connection_kwargs
+        if "host" not in kw:
+            return None
+        return cls(kw["host"], int(kw.get("port", 6379)), db=int(kw.get("db", 0) or 0), username=kw.get("username"),
+                   password=kw.get("password"), connect_timeout=float(kw.get("socket_connect_timeout") or 2.0),
+                   timeout=float(kw.get("socket_timeout") or 5.0))
+
+    async def _connected(self) -> _ExistsProtocol:
+        proto = self._proto
+        if proto is not None and proto.lost is None:
+            return proto
+        if self._connecting is None:
+            self._connecting = asyncio.ensure_future(self._connect())
+        try:
+            return await asyncio.shield(self._connecting)
+        finally:
+            if self._connecting is not None and self._connecting.done():
+                self._connecting = None
+
+    async def _connect(self) -> _ExistsProtocol:
+        loop = asyncio.get_running_loop()
+        _, proto = await asyncio.wait_for(
+            loop.create_connection(_ExistsProtocol, self.host, self.port), self.connect_timeout)
+        setup: list[bytes] = []
+        if self.password:
+            setup.append(_command("AUTH", *([self.username] if self.username else []), self.password))
+        if self.db:
+            setup.append(_command("SELECT", str(self.db)))
+        if setup:
+            waiters = [loop.create_future() for _ in setup]
+            proto.waiters.extend(waiters)
+            assert proto.transport is not None
+            proto.transport.write(b"".join(setup))
+            try:
+                await asyncio.wait_for(asyncio.gather(*waiters), self.timeout)
+            except BaseException:
+                proto.fail(ConnectionError("session Redis refused the login or database selection"))
+                raise
+        self._proto = proto
+        return proto
+
+    async def exists(self, keys: list[str]) -> list[int]:
+        """``EXISTS key`` for each key, in order (one write, replies pipelined)."""
+        proto = await self._connected()
+        loop = asyncio.get_running_loop()
+        waiters = [loop.create_future() for _ in keys]
+        proto.waiters.extend(waiters)
+        assert proto.transport is not None
+        proto.transport.write(b"".join(
+            b"*2\r\n$6\r\nEXISTS\r\n$%d\r\n%s\r\n" % (len(raw), raw) for raw in (k.encode() for k in keys)))
+        last = waiters[-1]
+        timer = loop.call_later(self.timeout, _expire, proto, last, self.timeout)
+        try:
+            return [await w for w in waiters]
+        finally:
+            timer.cancel()
+            for w in waiters:  # one failure fails them all: retrieve every exception, not only the first
+                if w.done() and not w.cancelled():
+                    w.exception()
+
+    def close(self) -> None:
+        """Close the connection (a later call reconnects)."""
+        if self._proto is not None:
+            self._proto.fail(ConnectionError("session checker closed"))
+            self._proto = None
+
+
+def _expire(proto: _ExistsProtocol, last: asyncio.Future[Any], timeout: float) -> None:
+    if not last.done():
+        proto.fail(TimeoutError(f"session Redis did not answer within {timeout:g} s"))
+
+
 class SessionChecker:
     """``await live(sid)``: one ``EXISTS auth:session:{sid}`` per call, never cached.
 
     Checks issued in the same event-loop tick are sent as one pipeline (one
-    write, one read) instead of one round trip each, which roughly halves the
-    Redis client's CPU cost per request under concurrency. A lone request is a
-    plain EXISTS.
+    write, one read) instead of one round trip each. Over a plain TCP
+    ``redis.asyncio`` client the commands go through :class:`RawExists` (a bare
+    RESP exchange on its own connection); any other client (TLS, Unix socket,
+    a test double) is used through its own ``exists``/``pipeline``, where a lone
+    request is a plain EXISTS.
     """
 
     MAX_BATCH = 64
@@ -199,6 +368,7 @@ class SessionChecker:
     def __init__(self, redis: Any) -> None:
         """``redis`` is the session Redis (redis.asyncio)."""
         self.redis = redis
+        self.raw = RawExists.for_client(redis)
         self._pending: list[tuple[str, asyncio.Future[bool]]] = []
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -223,7 +393,15 @@ class SessionChecker:
 
     async def _run(self, batch: list[tuple[str, asyncio.Future[bool]]]) -> None:
         try:
-            if len(batch) == 1:
+            if self.raw is not None:
+                keys = [key for key, _ in batch]
+                try:
+                    results = await self.raw.exists(keys)
+                except TimeoutError:
+                    raise
+                except OSError:  # a dropped connection (Redis restarted): reconnect once, as redis-py retries
+                    results = await self.raw.exists(keys)
+            elif len(batch) == 1:
                 results = [await self.redis.exists(batch[0][0])]
             else:
                 async with self.redis.pipeline(transaction=False) as pipe:
@@ -239,13 +417,28 @@ class SessionChecker:
             if not fut.done():
                 fut.set_result(bool(result))
 
+    def close(self) -> None:
+        """Close the raw connection, if any."""
+        if self.raw is not None:
+            self.raw.close()
+
 
 def session_checker(state: Any) -> SessionChecker:
     """The app's :class:`SessionChecker` (created on first use over ``state.sessions``)."""
     checker = getattr(state, "session_checker", None)
     if checker is None or checker.redis is not state.sessions:
+        if checker is not None:
+            checker.close()
         checker = state.session_checker = SessionChecker(state.sessions)
     return checker
+
+
+def close_session_checker(state: Any) -> None:
+    """Close the app's session checker connection (at shutdown)."""
+    checker = getattr(state, "session_checker", None)
+    if checker is not None:
+        checker.close()
+        state.session_checker = None
 
 
 _bearer = HTTPBearer(auto_error=False, description="Access token from auth-service (POST /v1/login).")
@@ -263,12 +456,16 @@ async def authenticated(
     """Dependency: the verified, unrevoked principal of the request's bearer token (else 401)."""
     if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
         raise _unauthorized("missing bearer token")
+    return await _principal(request, credentials.credentials)
+
+
+async def _principal(request: Request, token: str) -> Principal:
     state = request.app.state
     verifier: TokenVerifier | None = getattr(state, "verifier", None)
     if verifier is None:
         raise ServiceError(503, "auth_unavailable", "token verification is not configured")
     try:
-        principal = await verifier.verify(credentials.credentials)
+        principal = await verifier.verify(token)
     except InvalidToken as exc:
         raise _unauthorized(f"invalid token: {exc}") from None
     try:
@@ -281,7 +478,25 @@ async def authenticated(
     return principal
 
 
-CurrentPrincipal = Annotated[Principal, Depends(authenticated)]
+class BearerPrincipal(HTTPBearer):
+    """:func:`authenticated` as one dependency: reads the bearer token itself instead of through a
+    sub-dependency (every level of FastAPI's dependency tree costs CPU on every request).
+
+    It is still the ``HTTPBearer`` security scheme (same name and description), so the OpenAPI
+    documents are unchanged, and it answers exactly as :func:`authenticated` does.
+    """
+
+    async def __call__(self, request: Request) -> Principal:  # type: ignore[override]
+        """The verified, unrevoked principal of the request's bearer token (else 401)."""
+        scheme, _, token = (request.headers.get("authorization") or "").partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            raise _unauthorized("missing bearer token")
+        return await _principal(request, token)
+
+
+current_principal = BearerPrincipal(auto_error=False, description=_bearer.model.description, scheme_name="HTTPBearer")
+CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 
 
 @dataclass(frozen=True, eq=False)
@@ -335,7 +550,7 @@ class ServiceClient:
             raise ValueError("ServiceClient needs AETHER_AUTH_URL, AETHER_SERVICE_CLIENT_ID and AETHER_SERVICE_CLIENT_SECRET")
         self._kit = kit
         self._scopes = scopes or []
-        self._http = httpx.AsyncClient(base_url=base_url, timeout=timeout)
+        self._http = httpx.AsyncClient(base_url=base_url, timeout=timeout, event_hooks=dict(HTTPX_HOOKS))
         self._token: str | None = None
         self._expires = 0.0
         self._lock = asyncio.Lock()

@@ -1,7 +1,8 @@
 """JSON structured logs: one object per line on stderr.
 
-Fields: ``ts``, ``level``, ``service``, ``request_id``, ``logger``, ``msg``, plus
-whatever was passed as ``extra=``. The request id comes from a context variable
+Fields: ``ts``, ``level``, ``service``, ``request_id``, ``logger``, ``msg``,
+``trace_id`` and ``span_id`` inside a traced request, plus whatever was passed
+as ``extra=``. The request id comes from a context variable
 the request-id middleware sets.
 """
 
@@ -12,6 +13,8 @@ import logging
 import sys
 import time
 from contextvars import ContextVar
+
+from sandbox.services.kit.tracing import current_ids
 
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 
@@ -36,6 +39,8 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
+        if ids := current_ids():
+            doc["trace_id"], doc["span_id"] = ids
         for key, value in record.__dict__.items():
             if key not in _STANDARD and key not in doc:
                 doc[key] = value

@@ -3,8 +3,10 @@
 ``http_requests_total{service,method,route,status}`` and
 ``http_request_duration_seconds{service,method,route}`` are labelled by the
 route *template* (``/v1/users/{username}``), never the raw path, so label
-cardinality stays bounded; unmatched paths share ``<unmatched>``. Services add
-their own counters with :func:`counter`.
+cardinality stays bounded; unmatched paths share ``<unmatched>``. The process
+collector adds ``process_cpu_seconds_total`` and ``process_resident_memory_bytes``
+(read from /proc at scrape time), which dashboards set against the budget.
+Services add their own counters with :func:`counter`.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 UNMATCHED = "<unmatched>"
@@ -49,6 +51,7 @@ class AppMetrics:
         """Create the registry and the standard HTTP instruments."""
         self.service = service
         self.registry = CollectorRegistry(auto_describe=True)
+        ProcessCollector(registry=self.registry)
         self.requests = Counter(
             "http_requests_total", "HTTP requests by route template and status.",
             ["service", "method", "route", "status"], registry=self.registry,

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+import os
 import re
 import time
 import uuid
 from typing import Any
 
+from opentelemetry.trace import SpanKind, Status, StatusCode
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sandbox.services.kit.logs import request_id_var
 from sandbox.services.kit.metrics import AppMetrics, method_label, route_template
+from sandbox.services.kit.tracing import EXCLUDED_PATHS, Tracing, extract_context
 
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
@@ -28,22 +32,69 @@ def incoming_request_id(headers: list[tuple[bytes, bytes]]) -> str:
             if _VALID_REQUEST_ID.match(text):
                 return text
             break
-    return uuid.uuid4().hex
+    return new_request_id()
+
+
+_ID_PREFIX = uuid.uuid4().hex[:16]
+_id_counter = itertools.count(1)
+
+
+def _new_prefix() -> None:
+    """A forked child draws its own prefix, so two processes never hand out the same id."""
+    global _ID_PREFIX
+    _ID_PREFIX = uuid.uuid4().hex[:16]
+
+
+os.register_at_fork(after_in_child=_new_prefix)
+
+
+def new_request_id() -> str:
+    """A fresh request id: 32 hex digits, a random per-process prefix and a counter (unique, cheap)."""
+    return f"{_ID_PREFIX}{next(_id_counter) & 0xFFFF_FFFF_FFFF_FFFF:016x}"
 
 
 class RequestContextMiddleware:
-    """Sets the request id (in and out as X-Request-ID) and records HTTP metrics by route template."""
+    """Sets the request id (in and out as X-Request-ID), records HTTP metrics by route template and,
+    when tracing is on, wraps the request in a SERVER span (not ``/healthz`` nor ``/metrics``)."""
 
-    def __init__(self, app: ASGIApp, metrics: AppMetrics) -> None:
-        """Wrap ``app``; observations go to ``metrics``."""
+    def __init__(self, app: ASGIApp, metrics: AppMetrics, tracing: Tracing | None = None) -> None:
+        """Wrap ``app``; observations go to ``metrics``, spans to ``tracing`` (None: no spans)."""
         self.app = app
         self.metrics = metrics
+        self.tracing = tracing
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Handle one ASGI call."""
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if self.tracing is not None and scope.get("path") not in EXCLUDED_PATHS:
+            await self._traced(scope, receive, send)
+            return
+        await self._call(scope, receive, send)
+
+    async def _traced(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The request inside a SERVER span continuing the caller's trace context."""
+        assert self.tracing is not None
+        method = method_label(scope["method"])
+        with self.tracing.tracer.start_as_current_span(
+            method, context=extract_context(scope.get("headers", [])), kind=SpanKind.SERVER,
+            record_exception=False, set_status_on_exception=True,
+        ) as span:
+            status = 500  # unless the app answers: an exception escaping it becomes a 500
+            try:
+                status = await self._call(scope, receive, send)
+            finally:
+                route = route_template(scope)
+                span.update_name(f"{method} {route}")
+                span.set_attribute("http.request.method", method)
+                span.set_attribute("http.route", route)
+                span.set_attribute("http.response.status_code", status)
+                if status >= 500:
+                    span.set_status(Status(StatusCode.ERROR))
+
+    async def _call(self, scope: Scope, receive: Receive, send: Send) -> int:
+        """Run the app with the request id set; record the metrics; return the response status."""
         rid = incoming_request_id(scope.get("headers", []))
         token = request_id_var.set(rid)
         status = 500
@@ -64,6 +115,7 @@ class RequestContextMiddleware:
                 method_label(scope["method"]), route_template(scope), status, time.perf_counter() - started
             )
             request_id_var.reset(token)
+        return status
 
 
 class BodyTooLarge(HTTPException):

@@ -6,7 +6,7 @@ module reads the environment at import time.
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -31,3 +31,8 @@ class KitSettings(BaseSettings):
         default=30.0, gt=0, description="How long start-up retries connecting to a dependency before failing."
     )
     token_cache_size: int = Field(default=10_000, ge=0, description="Verified-token LRU cache entries.")
+    otlp_endpoint: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("OTEL_EXPORTER_OTLP_ENDPOINT", "otlp_endpoint"),
+        description="OTLP/HTTP base URL (e.g. http://127.0.0.1:4318) spans are exported to; unset: no tracing.",
+    )

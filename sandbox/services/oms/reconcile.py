@@ -100,6 +100,8 @@ class Reconciler:
                 status, error = "failed", f"{type(exc).__name__}: {exc}"
                 log.warning("reconciliation failed", extra={"error": error, "trigger": trigger})
             summary["differences"] = len(diffs)
+            for d in diffs:
+                self.tracker._count("differences", d["kind"])  # noqa: SLF001 - the tracker owns the counters
             summary["repaired"] = sum(1 for d in diffs if d["action"] not in ("none", "reported"))
             await self._save(rec_id, status, summary, error, diffs)
             record = await get_reconciliation(self.pool, rec_id)

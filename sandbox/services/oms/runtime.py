@@ -88,6 +88,8 @@ def register_counters(app: FastAPI) -> dict[str, Any]:
                           ["topic", "outcome"]),
         "reconciliations": counter(app, "oms_reconciliations_total", "Reconciliation runs by trigger and status.",
                                    ["trigger", "status"]),
+        "differences": counter(app, "oms_reconciliation_differences_total",
+                               "Differences reconciliation found between the OMS and the venue, by kind.", ["kind"]),
         "execution_events": counter(app, "oms_execution_events_total",
                                     "Executions feed events by kind; skipped = nothing new for this replica.",
                                     ["kind", "outcome"]),

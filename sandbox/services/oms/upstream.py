@@ -16,6 +16,7 @@ from typing import Any
 
 from sandbox.services.kit.auth import ServiceClient
 from sandbox.services.kit.settings import KitSettings
+from sandbox.services.kit.tracing import inject_headers
 from sandbox.services.oms.http_client import HttpError, HttpPool
 
 log = logging.getLogger("sandbox.services.oms.upstream")
@@ -81,6 +82,7 @@ class Upstreams:
             headers = {"Authorization": f"Bearer {await self._token(fresh=attempt > 0)}", "Accept": "application/json"}
             if body is not None:
                 headers["Content-Type"] = "application/json"
+            inject_headers(headers)
             try:
                 resp = await pool.request(method, path, headers=headers, body=body, timeout=timeout, idempotent=True)
             except HttpError as exc:

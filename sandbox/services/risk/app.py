@@ -13,6 +13,7 @@ import asyncio
 import logging
 from typing import Any
 
+import httpx
 from fastapi import FastAPI
 
 from sandbox.services.kit.app import create_service_app, retry_until
@@ -29,6 +30,7 @@ from sandbox.services.risk import (
     routes_marks,
 )
 from sandbox.services.risk.capital import CapitalSource
+from sandbox.services.risk.volatility import VolatilitySource
 from sandbox.services.risk.consumer import FillConsumer
 from sandbox.services.risk.killswitch import rebroadcast_loop
 from sandbox.services.risk.migrations import COMPLIANCE, DIVERSIFICATION, ESG
@@ -97,9 +99,17 @@ def create_app(settings: RiskSettings | None = None, kit: KitSettings | None = N
                 client, ttl_s=settings.capital_ttl_s, error_ttl_s=settings.capital_error_ttl_s,
                 timeout_s=settings.capital_timeout_s, on_fetch=lambda outcome: counters.capital.labels(outcome).inc(),
             )
+        volatility = None
+        if settings.feature_server_url:
+            volatility = VolatilitySource(
+                httpx.AsyncClient(base_url=settings.feature_server_url, timeout=settings.feature_timeout_s),
+                feature=settings.volatility_feature, ttl_s=settings.volatility_ttl_s,
+                error_ttl_s=settings.volatility_error_ttl_s, timeout_s=settings.feature_timeout_s,
+                on_fetch=lambda outcome: counters.volatility.labels(outcome).inc(),
+            )
         runtime = RiskRuntime(
             settings=settings, compliance=app.state.db, esg=esg, diversification=diversification,
-            counters=counters, nats=app.state.nats, capital=capital,
+            counters=counters, nats=app.state.nats, capital=capital, volatility=volatility,
         )
         app.state.risk_runtime = runtime  # stopped by ``stop`` even if start fails below
         await runtime.start()
@@ -133,6 +143,7 @@ def create_app(settings: RiskSettings | None = None, kit: KitSettings | None = N
                 "kill_switches": len(state.kill_switches), "accounts_with_positions": len(state.positions),
                 "fills_topic": settings.fills_topic if settings.kafka_bootstrap else None,
                 "capital_allocator": settings.capital_allocator_url, "nats": app.state.nats is not None,
+                "feature_server": settings.feature_server_url,
             },
         )
 

@@ -145,6 +145,19 @@ class ViolationPublic(BaseModel):
     detail: dict[str, Any]
 
 
+class PositionLimitApplied(BaseModel):
+    """The position limit a check applied, after volatility scaling."""
+
+    limit: DecimalStr = Field(description="The limit applied: base_limit * factor.")
+    base_limit: DecimalStr = Field(description="The account's configured limit in the symbol.")
+    factor: DecimalStr = Field(description="clamp(reference / volatility_1m, floor, 1); 1 when not scaled.")
+    scaled: bool = Field(description="True when the limit was reduced by the symbol's volatility.")
+    reason: str = Field(description="Why the limit is (un)scaled, e.g. the feature server being unavailable.")
+    volatility_1m: DecimalStr | None = Field(description="The symbol's 1-minute realised volatility (Feast).")
+    reference_volatility: DecimalStr | None
+    volatility_as_of: str | None = Field(description="Event time of the volatility feature.")
+
+
 class CheckOrderResponse(BaseModel):
     """The check's outcome (HTTP 200 whether allowed or not)."""
 
@@ -166,6 +179,9 @@ class CheckOrderResponse(BaseModel):
     projected_gross_exposure: DecimalStr | None
     day_pnl: DecimalStr
     capital_available: DecimalStr | None
+    position_limit: PositionLimitApplied | None = Field(
+        default=None, description="The position limit applied (absent when the account has none in the symbol)."
+    )
     checked_at: datetime
 
 

@@ -6,7 +6,9 @@ Rules and their stable codes:
 * ``compliance``      - ``restricted_symbol`` / ``restricted_asset``: the symbol or its base asset is on
   the restricted list (globally or for the account).
 * ``esg``             - ``esg_excluded``: the base asset is excluded on ESG grounds.
-* ``position_limit``  - ``position_limit_exceeded``: ``|position + order|`` above the account's limit in the symbol.
+* ``position_limit``  - ``position_limit_exceeded``: ``|position + order|`` above the account's limit in the symbol,
+  scaled down by the symbol's 1-minute realised volatility when volatility scaling is on
+  (:func:`scale_limit`; without the feature the limit applies unscaled and the answer says why).
 * ``gross_exposure``  - ``gross_exposure_limit_exceeded``: ``sum |position * mark| + notional`` above the limit.
 * ``concentration``   - ``concentration_limit_exceeded``: the symbol's exposure above X % of the gross
   exposure (only once the gross exposure reaches the floor).
@@ -79,6 +81,73 @@ class Capital:
 
 
 @dataclass(frozen=True)
+class Volatility:
+    """A symbol's 1-minute realised volatility from the feature store, or why it is not known."""
+
+    value: Decimal | None = None
+    problem: str | None = None  # "feature_missing" | "feature_server_unavailable"
+    message: str = ""
+    as_of: str | None = None
+
+
+@dataclass(frozen=True)
+class VolatilityScaling:
+    """Volatility scaling of position limits: ``factor = clamp(reference / volatility, floor, 1)``."""
+
+    reference: Decimal
+    """The volatility at or below which a limit applies in full."""
+    floor: Decimal
+    """The smallest factor: a limit never shrinks below ``floor * limit``."""
+    volatility: Volatility
+
+
+@dataclass(frozen=True)
+class ScaledLimit:
+    """The position limit a check applied and how it got there."""
+
+    limit: Decimal
+    base_limit: Decimal
+    factor: Decimal
+    scaled: bool
+    reason: str
+    volatility: Decimal | None = None
+    reference: Decimal | None = None
+    volatility_as_of: str | None = None
+
+    def detail(self) -> dict[str, Any]:
+        """JSON-ready figures for violations and answers."""
+        return {
+            "limit": _s(self.limit), "base_limit": _s(self.base_limit), "factor": _s(self.factor),
+            "scaled": self.scaled, "reason": self.reason, "volatility_1m": _s(self.volatility),
+            "reference_volatility": _s(self.reference), "volatility_as_of": self.volatility_as_of,
+        }
+
+
+def scale_limit(base: Decimal, scaling: VolatilityScaling | None) -> ScaledLimit:
+    """The position limit after volatility scaling (never above ``base``; unscaled without a volatility)."""
+    if scaling is None:
+        return ScaledLimit(base, base, Decimal(1), False, "volatility scaling is off")
+    vol = scaling.volatility
+    if vol.value is None:
+        return ScaledLimit(
+            base, base, Decimal(1), False,
+            f"unscaled: {vol.problem or 'feature_missing'} ({vol.message or 'no volatility'})",
+            reference=scaling.reference,
+        )
+    if vol.value <= scaling.reference:
+        factor = Decimal(1)
+    else:
+        factor = max(scaling.floor, scaling.reference / vol.value)
+    limit = base * factor
+    reason = (
+        f"scaled by {_s(factor.quantize(Decimal('0.0001')))}: 1-minute volatility {_s(vol.value)} "
+        f"against the reference {_s(scaling.reference)}"
+        if factor < 1 else f"unscaled: 1-minute volatility {_s(vol.value)} within the reference {_s(scaling.reference)}"
+    )
+    return ScaledLimit(limit, base, factor, factor < 1, reason, vol.value, scaling.reference, vol.as_of)
+
+
+@dataclass(frozen=True)
 class Violation:
     """One failed rule."""
 
@@ -104,6 +173,7 @@ class Assessment:
     projected_symbol_exposure: Decimal | None
     day_pnl: Decimal
     capital_available: Decimal | None = None
+    position_limit: ScaledLimit | None = None
 
     @property
     def allowed(self) -> bool:
@@ -168,8 +238,15 @@ def _esg(order: Order, view: RiskView) -> list[Violation]:
     )]
 
 
-def evaluate(order: Order, view: RiskView, *, today: date, capital: Capital | None = None) -> Assessment:
-    """Check ``order`` against every rule; ``capital`` is None when the capital rule does not apply."""
+def evaluate(
+    order: Order, view: RiskView, *, today: date, capital: Capital | None = None,
+    volatility: VolatilityScaling | None = None,
+) -> Assessment:
+    """Check ``order`` against every rule.
+
+    ``capital`` is None when the capital rule does not apply; ``volatility`` is
+    None when position limits are not volatility-scaled.
+    """
     with localcontext(CTX):
         violations: list[Violation] = []
         switch = view.kill_switches.get(order.account)
@@ -196,12 +273,16 @@ def evaluate(order: Order, view: RiskView, *, today: date, capital: Capital | No
         )
 
         plimit = view.limits.position_limit(order.account, order.symbol)
-        if plimit is not None and not reduces and abs(projected) > plimit.max_position:
-            violations.append(Violation(
-                "position_limit_exceeded", "position_limit",
-                f"position in {order.symbol} would be {_s(projected)}, beyond the limit of {_s(plimit.max_position)}",
-                {"limit": _s(plimit.max_position), "position": _s(current), "projected": _s(projected)},
-            ))
+        if plimit is not None:
+            scaled = result.position_limit = scale_limit(plimit.max_position, volatility)
+            if not reduces and abs(projected) > scaled.limit:
+                violations.append(Violation(
+                    "position_limit_exceeded", "position_limit",
+                    f"position in {order.symbol} would be {_s(projected)}, beyond the limit of {_s(scaled.limit)}"
+                    + (f" ({scaled.reason})" if volatility is not None else ""),
+                    {"limit": _s(scaled.limit), "position": _s(current), "projected": _s(projected),
+                     **({"scaling": scaled.detail()} if volatility is not None else {})},
+                ))
 
         needs_price = not reduces and (
             limits.gross_exposure is not None or limits.concentration_pct is not None

@@ -11,6 +11,7 @@ import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from decimal import Decimal
 from typing import Annotated, Any
 
 import asyncpg
@@ -23,8 +24,9 @@ from sandbox.services.risk.capital import CapitalSource
 from sandbox.services.risk.listener import ChangeListener
 from sandbox.services.risk.positions import Fill
 from sandbox.services.risk.reload import Reloader
-from sandbox.services.risk.rules import Assessment, Order, evaluate
+from sandbox.services.risk.rules import Assessment, Order, VolatilityScaling, evaluate, reduces_position
 from sandbox.services.risk.settings import RiskSettings
+from sandbox.services.risk.volatility import VolatilitySource
 from sandbox.services.risk.state import RiskState
 
 log = logging.getLogger("sandbox.services.risk")
@@ -41,6 +43,8 @@ class Counters:
     broadcasts: Any
     capital: Any
     reload_errors: Any
+    volatility: Any
+    scaling: Any
 
     @classmethod
     def register(cls, app: FastAPI) -> Counters:
@@ -56,6 +60,13 @@ class Counters:
             ),
             capital=counter(app, "risk_capital_lookups_total", "capital-allocator requests, by outcome.", ["outcome"]),
             reload_errors=counter(app, "risk_dataset_reload_errors_total", "Failed dataset reloads.", ["dataset"]),
+            volatility=counter(
+                app, "risk_volatility_lookups_total", "Feature-server volatility requests, by outcome.", ["outcome"]
+            ),
+            scaling=counter(
+                app, "risk_position_limit_scaling_total",
+                "Position limits applied, by scaling outcome (scaled, within_reference, fallback).", ["outcome"],
+            ),
         )
 
 
@@ -72,6 +83,7 @@ class RiskRuntime:
         counters: Counters,
         nats: Any = None,
         capital: CapitalSource | None = None,
+        volatility: VolatilitySource | None = None,
     ) -> None:
         """Wire the reloaders to the pools; :meth:`start` loads and starts listening."""
         self.settings = settings
@@ -79,6 +91,7 @@ class RiskRuntime:
         self.counters = counters
         self.nats = nats
         self.capital = capital
+        self.volatility = volatility
         self.state = RiskState()
         self.consumer: Any = None
         self.listeners: list[ChangeListener] = []
@@ -198,7 +211,14 @@ class RiskRuntime:
         capital = None
         if order.strategy and self.capital is not None:
             capital = await self.capital.get(order.strategy)
-        result = evaluate(order, self.state, today=datetime.now(timezone.utc).date(), capital=capital)
+        scaling = await self._volatility_scaling(order)
+        result = evaluate(
+            order, self.state, today=datetime.now(timezone.utc).date(), capital=capital, volatility=scaling
+        )
+        if scaling is not None and result.position_limit is not None:
+            outcome = "scaled" if result.position_limit.scaled else (
+                "fallback" if scaling.volatility.value is None else "within_reference")
+            self.counters.scaling.labels(outcome).inc()
         self._outcome_children["allowed" if result.allowed else "rejected"].inc()
         for violation in result.violations:
             child = self._violation_children.get(violation.code)
@@ -206,6 +226,18 @@ class RiskRuntime:
                 child = self._violation_children[violation.code] = self.counters.violations.labels(violation.code)
             child.inc()
         return result
+
+    async def _volatility_scaling(self, order: Order) -> VolatilityScaling | None:
+        """The volatility for scaling this order's position limit; None when no scaled limit applies."""
+        if self.volatility is None or self.state.limits.position_limit(order.account, order.symbol) is None:
+            return None
+        book = self.state.positions.get(order.account, {}).get(order.symbol)
+        if reduces_position(book.qty if book is not None else Decimal(0), order.signed_qty):
+            return None  # exempt from the limit: no lookup latency
+        settings = self.settings
+        return VolatilityScaling(
+            settings.volatility_reference, settings.volatility_floor, await self.volatility.get(order.symbol)
+        )
 
     async def stop(self) -> None:
         """Stop listeners, reloaders and the consumer."""
@@ -217,9 +249,11 @@ class RiskRuntime:
             await reloader.stop()
         if self.capital is not None:
             await self.capital.aclose()
+        if self.volatility is not None:
+            await self.volatility.aclose()
 
 
-def get_risk(request: Request) -> RiskRuntime:
+async def get_risk(request: Request) -> RiskRuntime:
     """Dependency: the app's :class:`RiskRuntime` (503 while starting)."""
     runtime = getattr(request.app.state, "risk", None)
     if runtime is None:

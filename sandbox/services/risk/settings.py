@@ -5,6 +5,8 @@ Built once by :func:`sandbox.services.risk.app.create_app` and passed down.
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -77,4 +79,33 @@ class RiskSettings(BaseSettings):
     reload_s: float = Field(
         default=60.0, gt=0, le=86400, validation_alias="RISK_RELOAD_SECONDS",
         description="Period of the full reload of every dataset (a safety net beside LISTEN/NOTIFY).",
+    )
+    feature_server_url: str | None = Field(
+        default=None, validation_alias="RISK_FEATURE_SERVER_URL",
+        description="Feast feature server base URL; unset = position limits are not volatility-scaled.",
+    )
+    volatility_feature: str = Field(
+        default="symbol_volatility_1m:realised_vol_1m", validation_alias="RISK_VOLATILITY_FEATURE",
+        pattern=r"^[a-z0-9_]+:[a-z0-9_]+$", description="The feature (VIEW:NAME) holding a symbol's volatility.",
+    )
+    volatility_reference: Decimal = Field(
+        default=Decimal("0.001"), gt=0, le=10, validation_alias="RISK_VOLATILITY_REFERENCE",
+        description="1-minute realised volatility at or below which a position limit applies in full; above it "
+        "the limit is multiplied by reference / volatility.",
+    )
+    volatility_floor: Decimal = Field(
+        default=Decimal("0.1"), gt=0, le=1, validation_alias="RISK_VOLATILITY_FLOOR",
+        description="Smallest scaling factor: a limit never shrinks below floor * limit.",
+    )
+    volatility_ttl_s: float = Field(
+        default=5.0, ge=0, le=3600, validation_alias="RISK_VOLATILITY_TTL_SECONDS",
+        description="How long a symbol's volatility is served from memory.",
+    )
+    volatility_error_ttl_s: float = Field(
+        default=1.0, ge=0, le=60, validation_alias="RISK_VOLATILITY_ERROR_TTL_SECONDS",
+        description="How long a failed feature-server lookup is remembered.",
+    )
+    feature_timeout_s: float = Field(
+        default=0.5, gt=0, le=30, validation_alias="RISK_FEATURE_TIMEOUT_SECONDS",
+        description="Timeout of one feature-server request.",
     )

@@ -20,6 +20,7 @@ from sandbox.services.risk.models import (
     KillSwitchPublic,
     MarkPublic,
     PnlPublic,
+    PositionLimitApplied,
     PositionLimitPublic,
     PositionPublic,
     PositionsPublic,
@@ -136,4 +137,8 @@ def check_public(order: Order, result: Assessment, client_order_id: str | None, 
         projected_position=result.projected_position, gross_exposure=result.gross_exposure,
         projected_gross_exposure=result.projected_gross_exposure, day_pnl=result.day_pnl,
         capital_available=result.capital_available, checked_at=now,
+        position_limit=PositionLimitApplied(
+            limit=pl.limit, base_limit=pl.base_limit, factor=pl.factor, scaled=pl.scaled, reason=pl.reason,
+            volatility_1m=pl.volatility, reference_volatility=pl.reference, volatility_as_of=pl.volatility_as_of,
+        ) if (pl := result.position_limit) is not None else None,
     )

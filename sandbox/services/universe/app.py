@@ -12,7 +12,7 @@ from sandbox.services.kit.app import create_service_app
 from sandbox.services.kit.errors import ServiceError
 from sandbox.services.kit.metrics import counter, gauge
 from sandbox.services.kit.settings import KitSettings
-from sandbox.services.universe import routes_instruments, routes_sync
+from sandbox.services.universe import routes_instruments, routes_market_caps, routes_sync
 from sandbox.services.universe.cache import Snapshot
 from sandbox.services.universe.catalog import Catalog
 from sandbox.services.universe.migrations import MIGRATIONS
@@ -96,7 +96,7 @@ def create_app(settings: UniverseSettings | None = None, kit: KitSettings | None
         kit=kit,
         title="universe-service",
         description="Tradable instruments synced from the venue's AssetPairs, with approvals and an audit trail.",
-        routers=[routes_instruments.router, routes_sync.router],
+        routers=[routes_instruments.router, routes_sync.router, routes_market_caps.router],
         database_url=settings.database_url,
         migrations=MIGRATIONS,
         on_startup=[_start],

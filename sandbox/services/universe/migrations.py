@@ -90,4 +90,18 @@ CREATE TABLE universe_revision (
 INSERT INTO universe_revision (id, revision) VALUES (true, 0);
 """
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "universe_initial", _V1),)
+# market capitalisation per asset, written by the coingecko-import workflow
+_V2 = """
+CREATE TABLE market_caps (
+    asset       text PRIMARY KEY,
+    coin_id     text,
+    market_cap  numeric NOT NULL CHECK (market_cap >= 0),
+    rank        integer,
+    vs_currency text NOT NULL,
+    as_of       timestamptz NOT NULL,
+    source      text NOT NULL,
+    updated_at  timestamptz NOT NULL DEFAULT now()
+);
+"""
+
+MIGRATIONS: tuple[Migration, ...] = (Migration(1, "universe_initial", _V1), Migration(2, "universe_market_caps", _V2))

@@ -29,7 +29,7 @@ class UniverseState:
         return self.catalog.snapshot
 
 
-def get_universe(request: Request) -> UniverseState:
+async def get_universe(request: Request) -> UniverseState:
     """The app's :class:`UniverseState` (503 before start-up finished)."""
     state = getattr(request.app.state, "universe", None)
     if state is None:

@@ -180,3 +180,33 @@ def test_service_client_caches_its_token_and_renews_it_when_revoked(auth_service
 
     with pytest.raises(ValueError, match="AETHER_SERVICE_CLIENT_ID"):
         ServiceClient(KitSettings(service_name="x", session_redis_url="redis://127.0.0.1:1/0"))
+
+
+def test_session_checks_over_bare_resp_follow_the_store_and_its_database(redis_server: Any) -> None:
+    """The kit's session check talks RESP itself on plain redis:// URLs: answers in order, in the URL's database."""
+    from sandbox.services.kit.app import redis_client
+    from sandbox.services.kit.auth import SessionChecker, session_key
+
+    base = redis_server.url.rsplit("/", 1)[0]
+
+    async def scenario() -> None:
+        sessions, other = redis_client(f"{base}/5"), redis_client(f"{base}/6")
+        try:
+            for i in range(0, 40, 2):
+                await sessions.set(session_key(f"raw-{i}"), "1")
+            await other.set(session_key("raw-other"), "1")
+            checker = SessionChecker(sessions)
+            assert checker.raw is not None  # the bare RESP path, not redis-py's pipeline
+            answers = await asyncio.gather(*(checker.live(f"raw-{i}") for i in range(40)))
+            assert answers == [i % 2 == 0 for i in range(40)]
+            assert await checker.live("raw-other") is False  # another database's session is not this one's
+            await sessions.delete(session_key("raw-0"))
+            assert await checker.live("raw-0") is False  # revocation is seen on the next check
+            checker.close()
+            assert await checker.live("raw-2") is True  # reconnects after a close
+            checker.close()
+        finally:
+            await sessions.aclose()
+            await other.aclose()
+
+    asyncio.run(scenario())
