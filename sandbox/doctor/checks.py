@@ -7,7 +7,6 @@ cheap (no server is started) so that they can run concurrently.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 import socket
@@ -70,23 +69,37 @@ def check_compose() -> Check:
 
 
 def check_images(spec: PlatformSpec) -> Check:
-    """Are the container images of either image set present in the engine?"""
+    """Are the images of the official or the offline set (user overrides applied) in the engine?"""
+    from sandbox.errors import InvalidInput
+    from sandbox.runtimes.docker.images import missing, offline_available, resolve_images
+
     try:
         tags = engine.image_tags()
     except engine.EngineUnreachable as exc:
         return Check("container images", Status.FAIL, f"cannot list images: {exc}", "start the Docker engine", ("docker",))
-    core = [c for c in spec.components if c.images and "observability" not in c.profiles]
-    official = sorted({c.images.default for c in core})
-    offline = sorted({c.images.offline for c in core if c.images.offline})
-    have_official = [i for i in official if i in tags]
-    have_offline = [i for i in offline if i in tags]
-    detail = f"official set {len(have_official)}/{len(official)}, offline set {len(have_offline)}/{len(offline)} present"
-    if len(have_official) == len(official) or len(have_offline) == len(offline):
+    try:
+        official = resolve_images(spec, offline=False)
+        offline = resolve_images(spec, offline=True)
+    except InvalidInput as exc:
+        return Check("container images", Status.FAIL, f"image overrides: {exc}",
+                     exc.hint or "fix the image overrides (docs/docker-images.md)", ("docker",))
+    core = {c.name for c in spec.components if "observability" not in c.profiles}
+    official_missing = missing({n: c for n, c in official.items() if n in core}, tags)
+    offline_missing = missing(offline, tags)
+    overridden = sum(c.overridden for c in official.values())
+    detail = (f"official set {_count(official, core, official_missing)}, "
+              f"offline set {_count(offline, set(offline), offline_missing)} present"
+              + (f"; {overridden} overridden" if overridden else ""))
+    if not official_missing or offline_available(spec):
         return Check("container images", Status.OK, detail, needed_by=("docker",))
-    missing = [i for i in official if i not in tags][:3]
-    return Check("container images", Status.FAIL, detail + f"; missing e.g. {', '.join(missing)}",
-                 "pull the official images where a registry is reachable (the offline image build is not available yet)",
+    return Check("container images", Status.FAIL, detail + f"; offline set missing e.g. {', '.join(offline_missing[:3])}",
+                 "aether-sandbox images build --offline (or pull the official images where a registry is reachable)",
                  ("docker",))
+
+
+def _count(choices: dict, names: set[str], absent: list[str]) -> str:
+    images = {c.image for n, c in choices.items() if n in names}
+    return f"{len(images) - len(absent)}/{len(images)}"
 
 
 def _mounts() -> list[tuple[str, str, str]]:
@@ -148,11 +161,14 @@ def check_binaries() -> list[Check]:
 
 
 def check_feast() -> Check:
-    """Is the Feast feature server installed (an optional extra)?"""
-    if importlib.util.find_spec("feast") is not None:
-        return Check("embedded feast", Status.OK, "feast package installed")
-    return Check("embedded feast", Status.WARN, "feast not installed: the online store will be reported as absent",
-                 "pip install 'aether-sandbox[feast]'")
+    """Is the Feast virtualenv installed (it is created on first use, see docs/feast.md)?"""
+    from sandbox.features import venv
+
+    if venv.installed():
+        return Check("embedded feast", Status.OK, f"feast {venv.FEAST_VERSION} in {venv.venv_dir()}")
+    return Check("embedded feast", Status.WARN,
+                 f"feast {venv.FEAST_VERSION} not installed yet: the feast component installs it on first start (~600 MiB)",
+                 "aether-sandbox features install")
 
 
 def check_debootstrap() -> Check:
