@@ -1,4 +1,4 @@
-"""``up``, ``down``, ``status``, ``logs``, ``restart``: the platform's lifecycle."""
+"""``up``, ``down``, ``status``, ``logs``, ``restart``, ``stop``, ``start``: the platform's lifecycle."""
 
 from __future__ import annotations
 
@@ -120,12 +120,21 @@ def down(
 
 def status(runtime: RuntimeOption = RuntimeChoice.AUTO, name: SandboxOption = "default", as_json: JsonOption = False) -> None:
     """State, health, port, PID, CPU and memory against budget, restarts, enforcement."""
+    from sandbox.observability.urls import observability_urls
+    from sandbox.spec.loader import default_spec
+
     rt = _runtime(runtime, name, quiet=True)
     st = rt.status()
+    urls = observability_urls(st, default_spec())
     if as_json:
-        print_json(st.to_dict())
+        print_json({**st.to_dict(), "observability": urls})
         return
     _print_status(st)
+    for component, info in urls.items():
+        where = info["url"] or f"{info['state']}" + (f" ({info['detail']})" if info["detail"] else "")
+        console.print(f"[dim]observability:[/] {component}: {escape(where)}")
+    if not urls and st.components:
+        console.print("[dim]observability: not in this sandbox (`aether-sandbox up --profile observability` adds it)[/]")
 
 
 def logs(
@@ -152,6 +161,39 @@ def restart(
 
     rt = _runtime(runtime, name, quiet=True)
     c = rt.restart(component)
+    if as_json:
+        print_json(asdict(c))
+    else:
+        console.print(f"{c.name}: {c.state}, {c.health}, pid {c.pid}")
+
+
+def stop(
+    component: Annotated[str, typer.Argument(help="Component name.")],
+    runtime: RuntimeOption = RuntimeChoice.AUTO,
+    name: SandboxOption = "default",
+    as_json: JsonOption = False,
+) -> None:
+    """Stop one component and keep it stopped (no restarts) until `start`."""
+    from dataclasses import asdict
+
+    c = _runtime(runtime, name, quiet=True).stop(component)
+    if as_json:
+        print_json(asdict(c))
+    else:
+        console.print(f"{c.name}: {c.state}" + (f" ({escape(c.detail)})" if c.detail else ""))
+
+
+def start(
+    component: Annotated[str, typer.Argument(help="Component name.")],
+    runtime: RuntimeOption = RuntimeChoice.AUTO,
+    name: SandboxOption = "default",
+    timeout: Annotated[float, typer.Option(help="Seconds to wait until it is healthy.")] = 120.0,
+    as_json: JsonOption = False,
+) -> None:
+    """Start a component held by `stop` and wait until it is healthy."""
+    from dataclasses import asdict
+
+    c = _runtime(runtime, name, quiet=True).start(component, timeout=timeout)
     if as_json:
         print_json(asdict(c))
     else:

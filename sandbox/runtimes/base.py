@@ -94,6 +94,14 @@ class SandboxStatus:
         return asdict(self)
 
 
+STOPPED_DETAIL = "stopped by `aether-sandbox stop`"
+"""How the ``detail`` of a component held stopped by :meth:`Runtime.stop` begins (either runtime)."""
+
+
+def stopped_detail(at: str) -> str:
+    """The ``detail`` of a component held stopped since ``at`` (a wall-clock time)."""
+    return f"{STOPPED_DETAIL} at {at}; `aether-sandbox start` brings it back"
+
 ProgressFn = Callable[[str, str], None]
 """Called as ``progress(component, event)`` while ``up`` works."""
 
@@ -130,6 +138,21 @@ class Runtime(ABC):
     @abstractmethod
     def restart(self, component: str) -> ComponentStatus:
         """Restart one component and wait until it is healthy again."""
+
+    @abstractmethod
+    def stop(self, component: str) -> ComponentStatus:
+        """Stop one component and hold it stopped (no restarts) until :meth:`start`; ``status`` shows it ``stopped``."""
+
+    @abstractmethod
+    def start(self, component: str, timeout: float = 120.0) -> ComponentStatus:
+        """Start a component held by :meth:`stop` again and wait until it is healthy."""
+
+    @abstractmethod
+    def kill(self, component: str) -> int:
+        """SIGKILL one component's process, as a crash would; its restart policy brings it back.
+
+        Returns the PID killed.  Callers wait on ``status`` for the restart.
+        """
 
     def stats(self) -> list[ComponentStatus]:
         """Resource use of every running component (``status`` carries the same figures)."""

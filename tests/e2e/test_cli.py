@@ -32,7 +32,7 @@ def test_spec_json_lists_every_component_with_exact_figures():
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     by_name = {c["name"]: c for c in data["components"]}
-    assert len(by_name) == 23
+    assert len(by_name) == 24
     assert by_name["timescaledb"]["limits"] == {"cpu_m": 1000, "memory_mib": 2048}
     assert by_name["strategy-orchestrator"]["limits"] == {"cpu_m": 600, "memory_mib": None}
     assert by_name["auth-service"]["replicas"]["base"] == 3
@@ -78,11 +78,11 @@ def test_spec_validate_reports_location_message_without_traceback(tmp_path):
     from sandbox.spec.loader import bundled_spec_path
 
     bad = tmp_path / "platform.yaml"
-    bad.write_text(bundled_spec_path().read_text().replace("depends_on: [redis]", "depends_on: [redis, memcached]"))
+    bad.write_text(bundled_spec_path().read_text().replace("depends_on: [redis, timescaledb]", "depends_on: [redis, timescaledb, memcached]"))
     result = run("spec", "validate", str(bad))
     assert result.exit_code == 2
     assert "Traceback" not in result.output
-    assert "components[feast].depends_on[1]: unknown component 'memcached'" in result.stderr
+    assert "components[feast].depends_on[2]: unknown component 'memcached'" in result.stderr
     assert "next:" in result.stderr
 
 

@@ -95,6 +95,40 @@ def test_crashed_process_is_detected_and_restarted(sandbox_home):
     assert "killed by signal SIGKILL" in after["detail"]
 
 
+
+def test_stop_holds_a_component_until_start_and_kill_is_a_crash(sandbox_home):
+    from sandbox.runtimes.factory import RuntimeChoice, choose
+    from sandbox.spec.loader import default_spec
+
+    assert cli("up", "--runtime", "local", "redis", "nats").exit_code == 0
+    before = {c["name"]: c for c in status()["components"]}
+    result = cli("stop", "--runtime", "local", "redis")
+    assert result.exit_code == 0, result.output
+    assert not pid_alive(before["redis"]["pid"]) and not _listening(before["redis"]["port"])
+    time.sleep(3)  # several monitor rounds: a held component is not restarted
+    held = {c["name"]: c for c in status()["components"]}
+    assert held["redis"]["state"] == "stopped" and held["redis"]["pid"] is None, held["redis"]
+    assert "aether-sandbox stop" in held["redis"]["detail"] and held["redis"]["restarts"] == 0
+    assert held["nats"]["state"] == "running" and not _listening(before["redis"]["port"])
+
+    result = cli("start", "--runtime", "local", "--json", "redis")
+    assert result.exit_code == 0, result.output
+    started = json.loads(result.stdout)
+    assert (started["state"], started["health"]) == ("running", "healthy") and started["detail"] == ""
+    assert started["pid"] != before["redis"]["pid"] and _listening(started["port"])
+
+    runtime, _ = choose(default_spec(), RuntimeChoice.LOCAL, "default")
+    killed = runtime.kill("nats")
+    assert killed == before["nats"]["pid"]
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        after = {c["name"]: c for c in status()["components"]}["nats"]
+        if after["restarts"] == 1 and after["state"] == "running":
+            break
+        time.sleep(0.2)
+    assert after["restarts"] == 1 and after["state"] == "running" and after["pid"] != killed, after
+    assert "killed by signal SIGKILL" in after["detail"]
+
 def test_data_survives_down_and_up(sandbox_home):
     import psycopg
     import redis

@@ -65,7 +65,7 @@ def test_redis(spec):
 def test_feast(spec):
     c = spec.component("feast")
     assert c.replicas.base == 2
-    assert c.depends_on == ["redis"]
+    assert c.depends_on == ["redis", "timescaledb"]  # the seed's redis, plus the sandbox's offline store
     assert c.requests.is_empty() and c.limits.is_empty()
     assert [v.name for v in c.storage] == ["registry"]
 
@@ -145,7 +145,7 @@ def test_budget_policy_applied_per_dimension(spec):
 
 def test_sandbox_components_are_marked(spec):
     sandbox_only = {c.name for c in spec.components if c.origin is Origin.SANDBOX}
-    assert sandbox_only == {"kraken-venue", "workflow-scheduler"}
+    assert sandbox_only == {"kraken-venue", "workflow-scheduler", "coingecko-sim"}
 
 
 def _seed_table(text: str) -> dict[str, tuple[int, int, int]]:

@@ -20,6 +20,8 @@ from pathlib import Path
 ROOT = Path("/sys/fs/cgroup")
 #: The CFS period the CPU quota is expressed in (the kernel's default).
 CFS_PERIOD_US = 100_000
+CPU_WINDOW_S = 1.0
+"""Shortest window CPU use is averaged over (see :meth:`Cgroup.cpu_millicores`)."""
 
 
 def _mounts() -> list[tuple[str, str, str]]:
@@ -80,6 +82,7 @@ class Cgroup:
         self.memory_dir = hierarchy.memory / relative
         self.cpuacct_dir = (hierarchy.cpuacct / relative) if hierarchy.cpuacct else self.cpu_dir
         self._last_cpu: tuple[float, int] | None = None
+        self._cpu_rate: float | None = None
 
     # ---- set-up ------------------------------------------------------------------
 
@@ -189,15 +192,24 @@ class Cgroup:
         return None
 
     def cpu_millicores(self) -> float | None:
-        """CPU used since the previous call, in millicores (None on the first call)."""
+        """CPU used over the latest window of at least ``CPU_WINDOW_S``, in millicores (None until one has passed).
+
+        Several readers call this (the supervisor's status, load-test sampling, the metrics exporter): a
+        window per call would let each shorten the others' to a few milliseconds, so the figure is one
+        shared window, advanced only once it is long enough.
+        """
         now_ns = self.cpu_usage_ns()
         if now_ns is None:
             return None
         now = time.monotonic()
-        previous, self._last_cpu = self._last_cpu, (now, now_ns)
-        if previous is None or now <= previous[0]:
+        if self._last_cpu is None:
+            self._last_cpu = (now, now_ns)
             return None
-        return (now_ns - previous[1]) / 1e6 / (now - previous[0])
+        then, then_ns = self._last_cpu
+        if now - then >= CPU_WINDOW_S:
+            self._cpu_rate = (now_ns - then_ns) / 1e6 / (now - then)
+            self._last_cpu = (now, now_ns)
+        return self._cpu_rate
 
     def oom_kills(self) -> int:
         """How many processes the kernel killed for exceeding the memory limit."""

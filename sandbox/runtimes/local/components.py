@@ -7,9 +7,7 @@ sandbox's own components (services, venue, ingest, scheduler) run as
 
 from __future__ import annotations
 
-import json
 import os
-import re
 import sys
 import urllib.error
 import urllib.request
@@ -22,10 +20,10 @@ from sandbox.infra.nats import EmbeddedNats
 from sandbox.infra.postgres import EmbeddedPostgres
 from sandbox.infra.process import ManagedServer
 from sandbox.infra.redis import EmbeddedRedis
+from sandbox.runtimes.env import AddressBook, render_env
+from sandbox.runtimes.local.observability import trace_env
 from sandbox.runtimes.local.plan import ComponentPlan, Plan
-from sandbox.runtimes.local.state import StateDir
-
-_PLACEHOLDER = re.compile(r"\{([a-z_]+)(?::([A-Za-z0-9_.-]+))?\}")
+from sandbox.runtimes.local.state import StateDir, write_kraken_credentials
 
 #: Kafka topics the platform uses; created explicitly (Tansu auto-creates with 4 partitions).
 PLATFORM_TOPICS = ("oms.orders", "oms.fills", "risk.events")
@@ -36,8 +34,12 @@ class PythonComponent(ManagedServer):
 
     name: ClassVar[str] = "component"
 
-    def __init__(self, data_dir: Path, name: str, module: str, port: int, env: dict[str, str], **kwargs: Any) -> None:
+    def __init__(
+        self, data_dir: Path, name: str, module: str, port: int, env: dict[str, str], *, health_path: str = "/healthz",
+        **kwargs: Any,
+    ) -> None:
         super().__init__(data_dir, **kwargs)
+        self.health_path = health_path
         self.name = name  # type: ignore[misc] - per instance: logs and PID files carry the component's name
         self.module = module
         self.port = port
@@ -60,19 +62,22 @@ class PythonComponent(ManagedServer):
 
     def ready(self) -> bool | str:
         try:
-            with urllib.request.urlopen(self.url + "/healthz", timeout=2) as response:  # noqa: S310 - loopback
-                return response.status == 200 or f"/healthz answered {response.status}"
+            with urllib.request.urlopen(self.url + self.health_path, timeout=2) as response:  # noqa: S310 - loopback
+                return response.status == 200 or f"{self.health_path} answered {response.status}"
         except urllib.error.HTTPError as exc:
-            return f"/healthz answered {exc.code}"
+            return f"{self.health_path} answered {exc.code}"
         except OSError as exc:
-            return f"/healthz: {exc}"
+            return f"{self.health_path}: {exc}"
 
 
-class Context:
-    """What component environments are rendered from: the running infrastructure."""
+class Context(AddressBook):
+    """The local address book: the running infrastructure and components on loopback."""
+
+    bind_host = "127.0.0.1"
 
     def __init__(self, state: StateDir, plan: Plan, servers: dict[str, ManagedServer], creds: dict[str, str]) -> None:
         self.state = state
+        self.sandbox = state.name
         self.plan = plan
         self.servers = servers
         self.creds = creds
@@ -83,81 +88,41 @@ class Context:
             raise KeyError(f"{name} has no port (not available here)")
         return port
 
-    def value(self, kind: str, arg: str | None) -> str:
-        """The value of one ``{placeholder}``."""
-        if kind == "postgres":
-            pg = self.servers["timescaledb"]
-            assert isinstance(pg, EmbeddedPostgres)
-            return pg.dsn(arg or "postgres")
-        if kind == "redis_url":
-            return f"redis://127.0.0.1:{self._port('redis')}/0"
-        if kind == "nats_url":
-            return f"nats://127.0.0.1:{self._port('nats')}"
-        if kind == "kafka_bootstrap":
-            return f"127.0.0.1:{self._port('kafka')}"
-        if kind == "url":
-            return f"http://127.0.0.1:{self._port(arg or '')}"
-        if kind == "ws_url":
-            target = self.plan.get(arg or "")
-            return f"ws://127.0.0.1:{target.extra_ports.get('ws', target.port)}"
-        if kind == "kraken_credentials_dir":
-            return str(self.kraken_credentials_dir())
-        if kind == "cache_dir":
-            raise KeyError("cache_dir is per component")
-        if kind == "secret" and arg == "secrets-encryption-key":
-            return self.creds["secrets_encryption_key"]
-        raise KeyError(f"unknown placeholder {kind}:{arg}")
-
-    def kraken_credentials_dir(self) -> Path:
-        """Kraken API credentials as files, the way Kubernetes projects /var/run/secrets/kraken."""
-        directory = self.state.root / "secrets" / "kraken"
-        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        for key, field in (("api_key", "kraken_api_key"), ("api_secret", "kraken_api_secret")):
-            path = directory / key
-            if not path.exists():
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
-                with os.fdopen(fd, "w") as handle:
-                    handle.write(self.creds[field])
-        return directory
-
-    def render_env(self, c: ComponentPlan) -> dict[str, str]:
-        """The full environment of component ``c``: the spec's templates plus the common settings."""
-        env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "PYTHONPATH")}
-        cache = self.state.data(c.name) / "cache"
-
-        def fill(match: re.Match[str]) -> str:
-            kind, arg = match.group(1), match.group(2)
-            if kind == "cache_dir":
-                cache.mkdir(parents=True, exist_ok=True)
-                return str(cache)
-            return self.value(kind, arg)
-
-        for key, template in c.env.items():
-            env[key] = _PLACEHOLDER.sub(fill, template)
-        env.update(
-            AETHER_SERVICE_NAME=c.name,
-            AETHER_HOST="127.0.0.1",
-            AETHER_PORT=str(c.port),
-            **{f"AETHER_{name.upper()}_PORT": str(port) for name, port in c.extra_ports.items()},
-            AETHER_SANDBOX=self.state.name,
-            AETHER_SERVICE_CLIENT_ID=self.creds["service_client_id"],
-            AETHER_SERVICE_CLIENT_SECRET=self.creds["service_client_secret"],
-            PYTHONUNBUFFERED="1",
-        )
-        if "redis" in self.servers:
-            env["AETHER_SESSION_REDIS_URL"] = self.value("redis_url", None)
-        if c.name != "auth-service" and self._has("auth-service"):
-            env["AETHER_AUTH_URL"] = self.value("url", "auth-service")
-        if c.name == "auth-service":
-            env["AUTH_BOOTSTRAP_ADMIN_PASSWORD"] = self.creds["bootstrap_admin_password"]
-            env["AUTH_SERVICE_ACCOUNTS"] = json.dumps({self.creds["service_client_id"]: self.creds["service_client_secret"]})
-        return env
-
-    def _has(self, name: str) -> bool:
+    def has(self, component: str) -> bool:
         try:
-            return self.plan.get(name).port is not None
+            return self.plan.get(component).port is not None
         except KeyError:
             return False
+
+    def postgres_dsn(self, database: str) -> str:
+        pg = self.servers["timescaledb"]
+        assert isinstance(pg, EmbeddedPostgres)
+        return pg.dsn(database)
+
+    def host_port(self, component: str, port: str = "") -> str:
+        if port:
+            target = self.plan.get(component)
+            return f"127.0.0.1:{target.extra_ports.get(port, target.port)}"
+        return f"127.0.0.1:{self._port(component)}"
+
+    def cache_dir(self, component: str) -> str:
+        cache = self.state.data(component) / "cache"
+        cache.mkdir(parents=True, exist_ok=True)
+        return str(cache)
+
+    def credential(self, name: str) -> str:
+        return self.creds[name]
+
+    def kraken_credentials_dir(self) -> str:
+        """Kraken API credentials as files, the way Kubernetes projects /var/run/secrets/kraken."""
+        return str(write_kraken_credentials(self.state, self.creds))
+
+    def render_env(self, c: ComponentPlan) -> dict[str, str]:
+        """The full environment of component ``c``: a few inherited variables, its templates, the common settings."""
+        env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "PYTHONPATH")}
+        env.update(trace_env())  # OTEL_EXPORTER_OTLP_ENDPOINT & co. turn tracing on (docs/observability.md)
+        env.update(render_env(c.name, c.env, self, port=c.port, extra_ports=c.extra_ports))
+        return env
 
 
 def build_server(c: ComponentPlan, state: StateDir, context: Context) -> ManagedServer:
@@ -172,8 +137,16 @@ def build_server(c: ComponentPlan, state: StateDir, context: Context) -> Managed
         return EmbeddedNats(data, c.port or 0, c.extra_ports["monitor"])
     if c.launcher == "kafka":
         return EmbeddedKafka(data, c.port or 0)
+    if c.launcher == "binary":
+        from sandbox.runtimes.local.observability import build
+
+        return build(c, context.plan, data, state.status_json)
     if c.launcher == "python" and c.module:
-        return PythonComponent(data, c.name, c.module, c.port or 0, context.render_env(c), start_timeout=60.0)
+        # Feast installs itself into its own venv on first use (~30 s with a warm pip cache).
+        timeout = 240.0 if c.kind == "feature-store" else 60.0
+        return PythonComponent(
+            data, c.name, c.module, c.port or 0, context.render_env(c), health_path=c.health_path, start_timeout=timeout
+        )
     raise ValueError(f"{c.name}: no way to run launcher '{c.launcher}'")
 
 

@@ -9,7 +9,6 @@ once the infrastructure it points at is up.
 from __future__ import annotations
 
 import importlib.util
-import shutil
 from dataclasses import asdict, dataclass, field
 
 from sandbox.errors import InvalidInput
@@ -46,7 +45,9 @@ class ComponentPlan:
     memory_request_mib: int = 0
     memory_limit_mib: int = 0
     health: str = "http"
-    """``http`` (GET /healthz), or ``native`` (the embedded server's own check)."""
+    """``http`` (GET ``health_path``), or ``native`` (the embedded server's own check)."""
+    health_path: str = "/healthz"
+    """The path of the spec's HTTP readiness probe."""
 
 
 @dataclass
@@ -90,15 +91,12 @@ def _launcher(component: Component) -> tuple[str, bool, str]:
         ]
         status = locate(binary)
         return EMBEDDED[component.name], status.found, "" if status.found else f"{binary} not installed ({status.install_hint})"
-    if component.kind is Kind.FEATURE_STORE:
-        if importlib.util.find_spec("feast") is None:
-            return "feast", False, "feast is not installed (pip install 'aether-sandbox[feast]')"
-        return "feast", False, "the feature repository is not built yet"
     if component.kind is Kind.OBSERVABILITY:
-        binary = component.name if component.name != "alertmanager" else "prometheus-alertmanager"
-        if shutil.which(binary):
-            return "binary", False, f"{binary} found, but the local runtime does not run it yet"
-        return "none", False, f"no {component.name} binary on PATH (the docker runtime's observability profile runs it)"
+        from sandbox.runtimes.local.observability import binary_for, unavailable_reason
+
+        if binary_for(component.name):
+            return "binary", True, ""
+        return "none", False, unavailable_reason(component.name)
     if component.module and _module_exists(component.module):
         return "python", True, ""
     return "python", False, f"{component.module or component.name} is not built yet"
@@ -114,7 +112,9 @@ def select(spec: PlatformSpec, names: list[str], profile: str | None) -> list[st
         )
     if profile and profile not in PROFILES:
         raise InvalidInput(f"unknown profile '{profile}'", hint=f"profiles: {', '.join(PROFILES)}")
-    roots = names or [c.name for c in spec.components if (profile or "full") in c.profiles]
+    # The observability profile adds the observability stack to the full platform it watches.
+    chosen = {"full", "observability"} if profile == "observability" else {profile or "full"}
+    roots = names or [c.name for c in spec.components if chosen & set(c.profiles)]
     edges = {c.name: c.depends_on for c in spec.components}
     wanted = closure(edges, roots)
     return start_order(edges, wanted)
@@ -159,11 +159,14 @@ def make_plan(
             memory_request_mib=budget.memory_mib.request,
             memory_limit_mib=budget.memory_mib.limit,
             health="native" if name in EMBEDDED else "http",
+            health_path=c.readiness.path if c.readiness and c.readiness.kind == "http" and c.readiness.path else "/healthz",
         )
         if available:
             plan.port = pick(c.host_port)
             if launcher == "nats":
                 plan.extra_ports["monitor"] = pick(None)
+            if launcher == "binary" and name == "prometheus":
+                plan.extra_ports["exporter"] = pick(None)  # the sandbox exporter (sandbox.observability.exporter)
             for extra in c.extra_ports:
                 plan.extra_ports[extra] = pick(c.extra_host_ports.get(extra))
         plans.append(plan)

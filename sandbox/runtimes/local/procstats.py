@@ -22,14 +22,23 @@ def _cpu_ticks(pid: int) -> int:
 class TreeCpu:
     """Millicores used by a process tree between successive calls."""
 
-    def __init__(self) -> None:
+    def __init__(self, window_s: float = 1.0) -> None:
         self._last: tuple[float, int] | None = None
+        self._rate: float | None = None
+        self.window_s = window_s
 
     def millicores(self, root: int) -> float | None:
-        """CPU since the previous call, in millicores; ``None`` on the first call."""
+        """CPU over the latest window of at least ``window_s``, in millicores; ``None`` until one has passed.
+
+        One shared window, advanced only once it is long enough, so several readers calling at their own
+        pace do not shorten each other's windows to a few milliseconds.
+        """
         ticks = sum(_cpu_ticks(p.pid) for p in process_tree(root))
         now = time.monotonic()
-        previous, self._last = self._last, (now, ticks)
-        if previous is None or now <= previous[0] or ticks < previous[1]:
+        if self._last is None or ticks < self._last[1]:  # first call, or a new process tree (restart)
+            self._last, self._rate = (now, ticks), None
             return None
-        return (ticks - previous[1]) / _TICKS * 1000 / (now - previous[0])
+        if now - self._last[0] >= self.window_s:
+            self._rate = (ticks - self._last[1]) / _TICKS * 1000 / (now - self._last[0])
+            self._last = (now, ticks)
+        return self._rate

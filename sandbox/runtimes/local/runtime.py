@@ -226,6 +226,26 @@ class LocalRuntime(Runtime):
             raise NoSuchService(reply.get("error", "restart failed"), hint="see `aether-sandbox status`")
         return _component(reply["component"])
 
+    def _control(self, command: str, component: str, timeout: float) -> dict[str, Any]:
+        if component not in self.spec.names():
+            raise NoSuchService(f"unknown component '{component}'", hint="`aether-sandbox spec` lists every component")
+        reply = self._ask({"cmd": command, "component": component}, timeout=timeout)
+        if not reply.get("ok"):
+            raise NoSuchService(reply.get("error", f"{command} failed"), hint="see `aether-sandbox status`")
+        return reply
+
+    def stop(self, component: str) -> ComponentStatus:
+        return _component(self._control("stop", component, 60)["component"])
+
+    def start(self, component: str, timeout: float = 120.0) -> ComponentStatus:
+        status = _component(self._control("start", component, timeout)["component"])
+        if status.state != "running":
+            raise ComponentFailed(component, f"did not start: {status.detail or status.state}",
+                                  log_lines=_tail(self.state.data(component) / f"{component}.log", 15))
+        return status
+
+    def kill(self, component: str) -> int:
+        return int(self._control("kill", component, 10)["pid"])
 
 def _tail(path, lines: int) -> list[str]:
     try:

@@ -9,7 +9,9 @@ the user's XDG state directory.  ``AETHER_SANDBOX_HOME`` overrides both.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
+import re
 import os
 import secrets
 from dataclasses import dataclass
@@ -65,6 +67,14 @@ class StateDir:
         """The state directory of sandbox ``name``."""
         return cls((root or state_root()) / name, name)
 
+    @property
+    def key(self) -> str:
+        """A name for host-wide resources (cgroups, compose projects): the sandbox's name plus a
+        digest of its directory, so same-named sandboxes under different state roots never share one."""
+        slug = re.sub(r"[^a-z0-9]+", "-", self.name.lower()).strip("-") or "sandbox"
+        digest = hashlib.sha256(str(self.root.resolve()).encode()).hexdigest()[:8]
+        return f"{slug}-{digest}"
+
     def ensure(self) -> StateDir:
         """Create the directory (searchable by the PostgreSQL account, writable by us only)."""
         self.root.mkdir(parents=True, exist_ok=True)
@@ -118,3 +128,20 @@ class StateDir:
         }
         _write_private(self.credentials_json, creds)
         return creds, True
+
+
+def write_kraken_credentials(state: StateDir, creds: dict[str, str], *, mode: int = 0o600) -> Path:
+    """The sandbox's Kraken API credentials as files (``api_key``, ``api_secret``) under the state directory.
+
+    The layout Kubernetes projects at ``/var/run/secrets/kraken``; both runtimes
+    hand this directory to the components (the docker runtime mounts it read-only).
+    """
+    directory = state.root / "secrets" / "kraken"
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for key, field in (("api_key", "kraken_api_key"), ("api_secret", "kraken_api_secret")):
+        path = directory / key
+        if not path.exists():
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT, mode)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(creds[field])
+    return directory

@@ -1,7 +1,8 @@
 """The local supervisor: one daemon per sandbox that runs every component.
 
 ``aether-sandbox up`` starts it detached and watches ``status.json`` for
-progress; ``down``, ``restart`` and ``status`` talk to it over a Unix socket.
+progress; ``down``, ``restart``, ``stop``, ``start``, ``kill`` and ``status`` talk to it over a
+Unix socket.
 It starts components in dependency order (independent ones concurrently),
 puts each into its cgroup, watches them, restarts crashed ones under a
 restart policy, records why a process died (an OOM kill at its memory limit
@@ -28,7 +29,7 @@ from pathlib import Path
 from sandbox.infra.postgres import EmbeddedPostgres
 from sandbox.infra.process import ManagedServer
 from sandbox.infra.procstats import tree_memory
-from sandbox.runtimes.base import ComponentStatus, Usage
+from sandbox.runtimes.base import ComponentStatus, Usage, stopped_detail
 from sandbox.runtimes.local import cgroups
 from sandbox.runtimes.local.components import Context, after_start, build_server
 from sandbox.runtimes.local.plan import ComponentPlan, Plan
@@ -160,7 +161,7 @@ class Supervisor:
         item.server = server
         self.servers[c.name] = server
         if self.hierarchy and item.cgroup is None:
-            item.cgroup = cgroups.Cgroup(self.hierarchy, f"aether-sandbox/{self.state.name}/{c.name}")
+            item.cgroup = cgroups.Cgroup(self.hierarchy, f"aether-sandbox/{self.state.key}/{c.name}")
             owner = server.popen_options().get("user")
             item.cgroup.create(memory_mib=c.memory_limit_mib, owner_uid=owner)
             base_options, join = server.popen_options, item.cgroup.join
@@ -203,7 +204,10 @@ class Supervisor:
                     self._handle_exit(item)
                 elif now - item.last_health >= HEALTH_INTERVAL_S:
                     item.last_health = now
-                    ok = item.server.ready()
+                    try:
+                        ok = item.server.ready()
+                    except Exception as exc:  # noqa: BLE001 - a probe that times out under load is unhealthy, not fatal
+                        ok = f"{type(exc).__name__}: {exc}"
                     item.health = "healthy" if ok is True else "unhealthy"
                     if ok is not True:
                         item.detail = f"health check: {ok}"
@@ -242,8 +246,8 @@ class Supervisor:
     def _restart_after_crash(self, item: Supervised, reason: str) -> None:
         time.sleep(min(2 ** (item.restarts - 1), 8) * 0.5)  # back off between restarts of a crash loop
         with item.lock:
-            if self.stopping.is_set():
-                return
+            if self.stopping.is_set() or item.state == "stopped":
+                return  # going down, or held stopped by `stop` meanwhile
             try:
                 self._start(item)
                 item.detail = f"restarted after: {reason}"
@@ -270,6 +274,42 @@ class Supervisor:
             self._start(item)
         self.write_status()
         return item.status()
+
+    def stop(self, name: str) -> ComponentStatus:
+        """Stop one component and hold it stopped: the monitor restarts only running components."""
+        item = self.items[name]
+        with item.lock:
+            if item.server is not None:
+                item.server.stop()
+            item.state, item.health = "stopped", "unknown"
+            item.detail = stopped_detail(time.strftime("%H:%M:%S"))
+        self.write_status()
+        log.info("%s stopped and held", name)
+        return item.status()
+
+    def start(self, name: str) -> ComponentStatus:
+        """Start a component held by :meth:`stop` (or one that failed) and wait until it is healthy."""
+        item = self.items[name]
+        with item.lock:
+            if item.state not in ("running", "starting"):
+                item.restart_times.clear()  # a fresh start: the crash-restart budget starts over
+                try:
+                    self._start(item)
+                except Exception as exc:  # noqa: BLE001 - reported in the component's status
+                    item.state, item.health = "failed", "unhealthy"
+                    item.detail = self._oom_reason(item) or f"start failed: {exc}"
+        self.write_status()
+        return item.status()
+
+    def kill(self, name: str) -> int:
+        """SIGKILL the component's process, as a crash would: the monitor sees the exit and restarts it."""
+        item = self.items[name]
+        pid = item.server.pid if item.server is not None and item.server.is_running() else None
+        if item.state != "running" or pid is None:
+            raise LookupError(f"{name} is not running ({item.state})")
+        os.kill(pid, signal.SIGKILL)
+        log.info("%s killed (pid %s) on request", name, pid)
+        return pid
 
     # ---- report ------------------------------------------------------------------
 
@@ -358,12 +398,14 @@ class _Handler(socketserver.StreamRequestHandler):
             command = request.get("cmd")
             if command == "status":
                 reply = {"ok": True, "status": supervisor.snapshot()}
-            elif command == "restart":
+            elif command in ("restart", "stop", "start", "kill"):
                 name = request.get("component", "")
                 if name not in supervisor.items or not supervisor.items[name].plan.available:
-                    reply = {"ok": False, "error": f"no running component '{name}'"}
+                    reply = {"ok": False, "error": f"no component '{name}' in this sandbox"}
+                elif command == "kill":
+                    reply = {"ok": True, "pid": supervisor.kill(name)}
                 else:
-                    reply = {"ok": True, "component": asdict(supervisor.restart(name))}
+                    reply = {"ok": True, "component": asdict(getattr(supervisor, command)(name))}
             elif command == "down":
                 supervisor.stopping.set()
                 reply = {"ok": True}
