@@ -11,6 +11,8 @@
 The account for the platform's Kraken key pair (``KRAKEN_CREDENTIALS_DIR``) is created
 and funded at start-up.  Options: ``--assetpairs FILE``, ``--session NAME`` (default
 ``v2-book10-majors``, looping; ``VENUE_SESSION``), ``--seed N`` (``VENUE_SEED``).
+``VENUE_ADMIN_ALLOW``: more clients for ``/admin/*`` than loopback (CIDRs; ``gateway``: the docker
+bridge's gateway, which the docker runtime sets so the host reaches it through the published port).
 """
 
 from __future__ import annotations
@@ -30,13 +32,19 @@ DEFAULT_SESSION = "v2-book10-majors"
 
 
 def build_app(  # noqa: ANN201 - FastAPI is imported inside, so --help stays fast
-    assetpairs: Path, *, host: str, ws_port: int, session: str | None, seed: int, system_status: str = "online"
+    assetpairs: Path, *, host: str, ws_port: int, session: str | None, seed: int, system_status: str = "online",
+    admin_allow: str = "",
 ):
     """The venue's FastAPI app; its lifespan runs the trading clocks and the market-data server."""
     from fastapi import FastAPI
+    from fastapi.responses import Response
+
+    from sandbox.services.kit.middleware import RequestContextMiddleware
+    from sandbox.venue.metrics import venue_metrics
 
     from sandbox.venue.control import ReplayController
     from sandbox.venue.public_rest import AssetPairsCatalog, public_router
+    from sandbox.venue.trading.admin import admin_networks
     from sandbox.venue.trading.app import trading_routers
     from sandbox.venue.trading.replay_bridge import replay_listener
     from sandbox.venue.trading.venue import TradingVenue
@@ -65,12 +73,22 @@ def build_app(  # noqa: ANN201 - FastAPI is imported inside, so --help stays fas
             await venue.stop()
 
     app = FastAPI(title="Kraken venue simulator", version="0.1.0", lifespan=lifespan)
+    metrics = venue_metrics(lambda: controller.server, venue.hub.connection_count)
     app.state.trading = venue
     app.state.replay = controller
     app.include_router(public_router(catalog, system_status=lambda: venue.system_status))
-    for router in trading_routers(venue):
+    for router in trading_routers(venue, admin_networks=admin_networks(admin_allow)):
         app.include_router(router)
     app.include_router(controller.router())
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics_endpoint() -> Response:
+        """Prometheus text: HTTP traffic, process CPU/memory, the replay's counters."""
+        body, content_type = metrics.render()
+        return Response(body, media_type=content_type)
+
+    # The kit's middleware: X-Request-ID and HTTP metrics by route template.
+    app.add_middleware(RequestContextMiddleware, metrics=metrics)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, object]:
@@ -106,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         app = build_app(
             args.assetpairs, host=args.host, ws_port=args.ws_port, session=args.session or None, seed=args.seed,
-            system_status=args.system_status,
+            system_status=args.system_status, admin_allow=env.get("VENUE_ADMIN_ALLOW", ""),
         )
     except SandboxError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -89,6 +89,8 @@ class AssetPairsCatalog:
     """The venue's tradable pairs: Kraken ``result`` entries keyed by pair key, numbers as Decimal."""
 
     pairs: dict[str, dict[str, Any]]
+    #: pair keys the venue no longer lists (kept for a relisting): absent from AssetPairs, unknown by name
+    delisted: set[str] = field(default_factory=set)
     _names: dict[str, str] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -128,7 +130,7 @@ class AssetPairsCatalog:
     def resolve(self, name: str) -> str:
         """The pair key for a pair key, altname or wsname (case-insensitive)."""
         key = self._names.get(name.strip().upper())
-        if key is None:
+        if key is None or key in self.delisted:
             raise UnknownAssetPair(name)
         return key
 
@@ -141,7 +143,7 @@ class AssetPairsCatalog:
             raise ValueError(info)
         keys: Iterable[str]
         if pair is None or not pair.strip():
-            keys = self.pairs
+            keys = [key for key in self.pairs if key not in self.delisted]
         else:
             keys = dict.fromkeys(self.resolve(name) for name in pair.split(","))
         result: dict[str, dict[str, Any]] = {}

@@ -1,7 +1,8 @@
 """The venue's admin API for scenarios and tests, under ``/admin``: not Kraken's, and loopback only.
 
 Every route answers 403 unless the client address is in the allowed networks
-(loopback by default; the docker runtime may add its bridge network).  Bodies
+(loopback by default; the docker runtime adds its bridge's gateway, the address
+requests from the host arrive from: ``VENUE_ADMIN_ALLOW=gateway``, see :func:`admin_networks`).  Bodies
 and answers are plain JSON, numbers as strings.
 
 =====================================  ==========================================================
@@ -10,16 +11,25 @@ and answers are plain JSON, numbers as strings.
                                        "tier", "volume_30d", "api_key", "api_secret", "nonce_window",
                                        "name"}`` -> ``{"account_id", "api_key", "api_secret", ...}``
 ``GET /admin/accounts[/{id}]``         balances, holds, volume, open orders
+``GET /admin/accounts/{id}/orders``    every order, open and closed (``?cl_ord_id=&userref=&status=``)
 ``POST /admin/accounts/{id}/balances`` ``{"ZUSD": "500"}`` adds to balances (``"set": true`` replaces)
 ``POST /admin/accounts/{id}/keys``     another API key for the account
 ``GET|PUT /admin/status``              ``{"status": "online|maintenance|cancel_only|post_only"}``
+``GET|PUT /admin/rate-limits``         ``{"enabled": false}``: Kraken's rate limits off (load tests of the
+                                       OMS) or back on; counters are forgotten either way
 ``PUT /admin/status/{pair}``           one pair's status (``online``, ``cancel_only``, ``post_only``,
                                        ``limit_only``, ``reduce_only``)
+``PUT /admin/listing/{pair}``          ``{"listed": false}``: delist a pair (gone from AssetPairs, unknown to
+                                       the private API) or list it again
 ``GET|POST|DELETE /admin/faults``      fault rules (see :mod:`.faults`); ``DELETE /admin/faults/{id}``
 ``GET|PUT|PATCH|DELETE /admin/book/{pair}``  the book the engine trades against: ``PUT`` a synthetic
                                        snapshot ``{"bids": [[price, qty]...], "asks": [...]}``, ``PATCH``
                                        level changes (qty 0 deletes), ``DELETE`` back to the replay
 ``POST /admin/trades``                 print a public trade ``{"pair", "price", "qty", "side"}``
+``PATCH /admin/accounts/{id}``         ``{"tier", "volume_30d"}``: verification tier; 30-day volume reset
+``POST /admin/market/replay``          scenario replay cursor: ``{"cursor", "session", "pair"}`` opens
+                                       one, ``{"cursor", "frames": N}`` / ``"trades": N`` advances it
+``DELETE /admin/market/replay/{c}``    close a cursor (the pair follows the live replay again)
 ``POST /admin/seed``                   ``{"seed": 42}``: reset with a new seed
 ``POST /admin/reset``                  ``{"seed": null}``: forget accounts, orders, faults, books
 ``POST /admin/tick``                   run the clocks now (dead man's switch, GTD, timed faults)
@@ -30,6 +40,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable
+from pathlib import Path
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +55,35 @@ if TYPE_CHECKING:
     from sandbox.venue.trading.venue import TradingVenue
 
 LOOPBACK = ("127.0.0.0/8", "::1/128")
+
+#: In ``VENUE_ADMIN_ALLOW``, the container's default gateway: the docker bridge, the address requests from the
+#: host through a published port arrive from (other containers on the network arrive from their own addresses).
+GATEWAY = "gateway"
+
+
+def default_gateway(route_table: str = "/proc/net/route") -> str | None:
+    """The IPv4 default gateway from the kernel's routing table (``None`` when there is none)."""
+    try:
+        lines = Path(route_table).read_text().splitlines()[1:]
+    except OSError:
+        return None
+    for line in lines:
+        fields = line.split()
+        if len(fields) > 2 and fields[1] == "00000000" and fields[2] != "00000000":
+            return str(ipaddress.IPv4Address(int(fields[2], 16).to_bytes(4, "little")))
+    return None
+
+
+def admin_networks(allow: str = "", route_table: str = "/proc/net/route") -> list[str]:
+    """Loopback plus ``allow``: comma-separated CIDRs, where ``gateway`` is the default gateway's address."""
+    networks = list(LOOPBACK)
+    for item in filter(None, (part.strip() for part in allow.split(","))):
+        if item == GATEWAY:
+            if (gateway := default_gateway(route_table)) is not None:
+                networks.append(f"{gateway}/32")
+        else:
+            networks.append(str(ipaddress.ip_network(item, strict=False)))
+    return networks
 
 
 class AccountCreate(BaseModel):
@@ -71,10 +111,44 @@ class KeyCreate(BaseModel):
     nonce_window: int = Field(0, ge=0, le=10**12)
 
 
+class AccountUpdate(BaseModel):
+    """``PATCH /admin/accounts/{id}``: place the account in a fee tier / verification tier."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tier: str | None = None
+    #: the starting 30-day volume; its own trades so far are forgotten, so the fee tier is exactly this one's
+    volume_30d: str | int | float | None = None
+
+
+class ReplayStepBody(BaseModel):
+    """``POST /admin/market/replay``: open (``session`` given) or advance a cursor."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cursor: str = Field(min_length=1, max_length=200)
+    session: str | None = None
+    pair: str | None = None
+    frames: int = Field(0, ge=0, le=1_000_000)
+    trades: int = Field(0, ge=0, le=1_000_000)
+
+
+class RateLimitsBody(BaseModel):
+    """``PUT /admin/rate-limits``."""
+
+    enabled: bool
+
+
 class StatusBody(BaseModel):
     """``PUT /admin/status[/{pair}]``."""
 
     status: str
+
+
+class ListingBody(BaseModel):
+    """``PUT /admin/listing/{pair}``."""
+
+    listed: bool
 
 
 class BookBody(BaseModel):
@@ -177,6 +251,22 @@ def admin_router(venue: TradingVenue, networks: Iterable[str] = LOOPBACK) -> API
                    "vol_exec": str(o.vol_exec), "ahead": str(o.ahead)} for o in account.open_orders.values()]
         return {**account.summary(venue.clock()), "keys": keys, "open": orders}
 
+    @router.get("/accounts/{account_id}/orders")
+    async def account_orders(account_id: str, cl_ord_id: str | None = None, userref: int | None = None,
+                             status: str | None = None) -> list[dict[str, Any]]:
+        """Every order of the account (open and closed), optionally by ``cl_ord_id``, ``userref``, ``status``."""
+        account = account_of(account_id)
+        out = []
+        for o in account.orders.values():
+            if (cl_ord_id is not None and o.cl_ord_id != cl_ord_id) or (userref is not None and o.userref != userref) \
+                    or (status is not None and o.status != status):
+                continue
+            out.append({"txid": o.txid, "cl_ord_id": o.cl_ord_id, "userref": o.userref, "pair": o.pair.key,
+                        "side": o.side, "type": o.ordertype, "price": str(o.price) if o.price is not None else None,
+                        "vol": str(o.vol), "vol_exec": str(o.vol_exec), "cost": str(o.cost), "fee": str(o.fee),
+                        "status": o.status, "reason": o.reason, "trades": list(o.trades)})
+        return out
+
     @router.post("/accounts/{account_id}/balances")
     async def fund(account_id: str, body: dict[str, Any] = Body(...)) -> dict[str, Any]:  # noqa: B008
         """Add to (or with ``"set": true`` replace) balances."""
@@ -188,6 +278,21 @@ def admin_router(venue: TradingVenue, networks: Iterable[str] = LOOPBACK) -> API
                 account.balances[code] = value
             else:
                 account.credit(code, value)
+        return account.summary(venue.clock())
+
+    @router.patch("/accounts/{account_id}")
+    async def update_account(account_id: str, body: AccountUpdate) -> dict[str, Any]:
+        """Change the verification tier and/or reset the 30-day volume."""
+        account = account_of(account_id)
+        if body.tier is not None:
+            from sandbox.venue.trading.accounts import TIERS
+
+            if body.tier not in TIERS:
+                raise HTTPException(400, f"tier must be one of {', '.join(TIERS)}")
+            account.tier = body.tier
+        if body.volume_30d is not None:
+            account.base_volume = _decimal(body.volume_30d, "volume_30d")
+            account.volume_log.clear()
         return account.summary(venue.clock())
 
     @router.post("/accounts/{account_id}/keys", status_code=201)
@@ -215,6 +320,18 @@ def admin_router(venue: TradingVenue, networks: Iterable[str] = LOOPBACK) -> API
             raise fail(exc) from exc
         return {"status": body.status, "previous": previous}
 
+    @router.get("/rate-limits")
+    async def get_rate_limits() -> dict[str, Any]:
+        """Whether Kraken's rate limits are applied."""
+        return {"enabled": venue.limiter.enabled}
+
+    @router.put("/rate-limits")
+    async def put_rate_limits(body: RateLimitsBody) -> dict[str, Any]:
+        """Apply Kraken's rate limits or not (a load test of the OMS must not measure the venue's limiter)."""
+        previous, venue.limiter.enabled = venue.limiter.enabled, body.enabled
+        venue.limiter.reset()
+        return {"enabled": body.enabled, "previous": previous}
+
     @router.put("/status/{pair}")
     async def put_pair_status(pair: str, body: StatusBody) -> dict[str, Any]:
         """Set one pair's status (also what public AssetPairs shows)."""
@@ -224,6 +341,12 @@ def admin_router(venue: TradingVenue, networks: Iterable[str] = LOOPBACK) -> API
         except KrakenError as exc:
             raise fail(exc) from exc
         return {"pair": spec.key, "status": body.status, "previous": previous}
+
+    @router.put("/listing/{pair}")
+    async def put_listing(pair: str, body: ListingBody) -> dict[str, Any]:
+        """List or delist one pair (a delisted pair leaves public AssetPairs)."""
+        spec = pair_of(pair)
+        return {"pair": spec.key, "listed": body.listed, "previous": venue.set_listed(spec, body.listed)}
 
     @router.get("/faults")
     async def get_faults() -> list[dict[str, Any]]:
@@ -287,6 +410,28 @@ def admin_router(venue: TradingVenue, networks: Iterable[str] = LOOPBACK) -> API
         spec = pair_of(body.pair)
         venue.engine.print_trade(spec, _decimal(body.price, "price"), _decimal(body.qty, "qty"), body.side)
         return venue.engine.view(spec)
+
+    @router.post("/market/replay")
+    async def step_replay(body: ReplayStepBody) -> dict[str, Any]:
+        """Open a replay cursor on a session for one pair (``session``, ``pair``) and/or advance it."""
+        stepper = venue.stepper
+        if body.session is not None:
+            if body.pair is None:
+                raise HTTPException(400, "pair is required to open a cursor")
+            try:
+                cursor = stepper.open(body.cursor, body.session, pair_of(body.pair))
+            except FileNotFoundError as exc:
+                raise HTTPException(404, str(exc)) from exc
+        else:
+            cursor = stepper.cursors.get(body.cursor)
+            if cursor is None:
+                raise HTTPException(404, f"no replay cursor {body.cursor!r}")
+        return stepper.step(cursor, body.frames, body.trades)
+
+    @router.delete("/market/replay/{cursor}")
+    async def close_replay(cursor: str) -> dict[str, Any]:
+        """Close a cursor: its pair trades against the live replay again."""
+        return {"closed": venue.stepper.close(cursor)}
 
     @router.post("/seed")
     async def post_seed(body: SeedBody) -> dict[str, Any]:

@@ -214,6 +214,14 @@ class MatchingEngine:
         if m.replay_book is not None:
             self._refresh(m)
 
+    def step_book(self, pair: PairSpec, book: OrderBook) -> None:
+        """Trade ``pair`` against ``book`` (kept by reference: a scenario's replay cursor moves it)."""
+        m = self.market(pair)
+        if m.synthetic is not book:
+            m.synthetic = book
+            m.consumed.clear()
+        self._refresh(m)
+
     def print_trade(self, pair: PairSpec, price: Decimal, qty: Decimal, side: str) -> None:
         """A public trade in the synthetic (or replayed) market of ``pair``, as if replayed."""
         self._print(self.market(pair), price, qty, side)

@@ -32,8 +32,9 @@ A scenario posts fault rules (``POST /admin/faults``); each rule is one of:
 Request rules match on ``endpoint`` (a method name such as ``AddOrder``, a list
 of them, or ``*``) and optionally ``api_key``; ``skip`` lets the first N
 matching calls through, ``count`` limits how often the rule fires, and
-``probability`` fires it at random from the venue's seeded generator, so a
-scenario run twice with the same seed fails the same calls.
+``probability`` fires it at random from the venue's seeded generator (or the
+rule's own, with ``seed``), so a scenario run twice with the same seed fails the
+same calls.
 """
 
 from __future__ import annotations
@@ -76,6 +77,9 @@ class FaultSpec(BaseModel):
     duration_s: float | None = Field(None, gt=0, le=86_400)
     scope: Literal["executions", "market", "all"] = "executions"
     name: str = ""
+    #: a generator of the rule's own for ``probability`` and ``jitter_ms`` (None: the venue's, shared
+    #: by every rule), so a scenario's random faults do not depend on what runs beside it
+    seed: int | None = None
 
     @field_validator("errors")
     @classmethod
@@ -111,6 +115,7 @@ class FaultRule:
     applied: bool = False
     restored: bool = False
     previous_status: str | None = None
+    rng: random.Random | None = None
 
     @property
     def exhausted(self) -> bool:
@@ -159,7 +164,8 @@ class FaultPlan:
 
     def add(self, spec: FaultSpec, now: float) -> FaultRule:
         """Post a rule; returns it with its id (``f1``, ``f2``...)."""
-        rule = FaultRule(id=f"f{next(self._ids)}", spec=spec, posted_at=now)
+        rule = FaultRule(id=f"f{next(self._ids)}", spec=spec, posted_at=now,
+                         rng=random.Random(f"aether-fault-rule:{spec.seed}") if spec.seed is not None else None)
         self.rules[rule.id] = rule
         return rule
 
@@ -181,12 +187,13 @@ class FaultPlan:
             spec = rule.spec
             if rule.seen <= spec.skip:
                 continue
-            if spec.probability < 1.0 and self.rng.random() >= spec.probability:
+            rng = rule.rng or self.rng
+            if spec.probability < 1.0 and rng.random() >= spec.probability:
                 continue
             rule.fired += 1
             out.rule_ids.append(rule.id)
             if spec.action == "latency":
-                delay = (spec.latency_ms + (self.rng.uniform(0, spec.jitter_ms) if spec.jitter_ms else 0.0)) / 1000
+                delay = (spec.latency_ms + (rng.uniform(0, spec.jitter_ms) if spec.jitter_ms else 0.0)) / 1000
                 if spec.phase == "after":
                     out.latency_after_s += delay
                 else:

@@ -135,8 +135,10 @@ def tier_for(tiers: tuple[tuple[Decimal, Decimal], ...], volume: Decimal) -> tup
 class PairRegistry:
     """Every pair of the catalogue, found by any of its names; the live ``status`` read from the catalogue."""
 
-    def __init__(self, entries: Mapping[str, Mapping[str, Any]]) -> None:
+    def __init__(self, entries: Mapping[str, Mapping[str, Any]], delisted: set[str] | None = None) -> None:
         self.entries = entries
+        #: keys no longer listed (shared with the catalogue): :meth:`get` does not find them
+        self.delisted = delisted if delisted is not None else set()
         self.specs: dict[str, PairSpec] = {key: PairSpec.from_entry(key, e) for key, e in entries.items()}
         self._names: dict[str, str] = {}
         for key, spec in self.specs.items():
@@ -156,9 +158,9 @@ class PairRegistry:
         return self.specs.get(key) if key else None
 
     def get(self, name: str) -> PairSpec:
-        """The pair called ``name``; raises ``EQuery:Unknown asset pair``."""
+        """The pair called ``name`` as the private API sees it; raises ``EQuery:Unknown asset pair`` (delisted too)."""
         spec = self.find(name)
-        if spec is None:
+        if spec is None or spec.key in self.delisted:
             raise KrakenError(UNKNOWN_PAIR)
         return spec
 

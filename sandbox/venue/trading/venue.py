@@ -96,7 +96,9 @@ class TradingVenue:
         self.usd_rates = {k: Decimal(str(v)) for k, v in (usd_rates or {}).items()}
         self.tick_interval_s = tick_interval_s
         self._initial_pair_status = {k: e.get("status", "online") for k, e in catalog.pairs.items()}
-        self.pairs = PairRegistry(catalog.pairs)
+        if not isinstance(getattr(catalog, "delisted", None), set):
+            catalog.delisted = set()
+        self.pairs = PairRegistry(catalog.pairs, catalog.delisted)
         self.limiter = RateLimiter(enabled=rate_limits)
         #: called with ``(status, pair key or None)`` after every status change (e.g. to tell the feed)
         self.status_listeners: list[Callable[[str, str | None], None]] = []
@@ -106,6 +108,10 @@ class TradingVenue:
         from sandbox.venue.trading.executions_ws import ExecutionsHub
 
         self.hub = ExecutionsHub(self)
+        from sandbox.venue.trading.stepper import ReplayStepper
+
+        #: scenario-driven replay cursors (``/admin/market/replay``)
+        self.stepper = ReplayStepper(lambda: self.engine)
         self.seed = seed
         self._build(seed)
 
@@ -129,8 +135,10 @@ class TradingVenue:
     def reset(self, seed: int | None = None) -> None:
         """Start afresh: no accounts, orders, faults or synthetic books; statuses as loaded; ``seed`` (or the same)."""
         self.hub.disconnect_all()
+        self.stepper.reset()
         for key, status in self._initial_pair_status.items():
             self.catalog.pairs[key]["status"] = status
+        self.catalog.delisted.clear()
         self._build(self.seed if seed is None else seed, self.engine)
         log.info("trading venue reset (seed %s)", self.seed)
 
@@ -188,6 +196,22 @@ class TradingVenue:
             if self.can_trade(spec.key):
                 self.engine.recheck(spec)
         log.info("status of %s: %s -> %s", pair.altname if pair else "the venue", previous, status)
+        return previous
+
+    def set_listed(self, pair: PairSpec, listed: bool) -> bool:
+        """List or delist a pair; returns whether it was listed.
+
+        A delisted pair leaves public ``AssetPairs`` and the private API answers
+        ``EQuery:Unknown asset pair`` for it, as when Kraken delists a pair (so
+        universe-service's next sync marks it delisted); its orders, book and
+        status are kept for a relisting.
+        """
+        previous = pair.key not in self.catalog.delisted
+        if listed:
+            self.catalog.delisted.discard(pair.key)
+        else:
+            self.catalog.delisted.add(pair.key)
+        log.info("%s %s", pair.altname, "listed" if listed else "delisted")
         return previous
 
     def check_add(self, pair: PairSpec, ordertype: str, post_only: bool) -> None:
