@@ -1,12 +1,13 @@
 # Set-up is two commands on a fresh machine with Python >= 3.11:
-#   make up     install, check this machine, bring the platform up
+#   make demo   install, check this machine, bring the platform up and take the tour
+#   (make up    the platform up only)
 #   make test   install with test tools, run the whole test suite
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: up test install clean system-deps
+.PHONY: up demo test install clean system-deps
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +20,10 @@ install: $(STAMP)
 up: $(STAMP)
 	$(BIN)/aether-sandbox doctor
 	$(BIN)/aether-sandbox up
+
+demo: $(STAMP)
+	$(BIN)/aether-sandbox doctor
+	$(BIN)/aether-sandbox demo
 
 # Integration tests mostly wait on servers starting: 4 workers on 2 cores halve the wall time.
 JOBS ?= 4

@@ -19,6 +19,12 @@ from sandbox import __version__
 from sandbox.cli import capacity_cmd, doctor_cmd, runtime_cmd, spec_cmd
 from sandbox.cli import fixtures_cmd, record_cmd
 from sandbox.cli import replay_cmd
+from sandbox.cli import images_cmd
+from sandbox.cli import demo_cmd, load_cmd
+from sandbox.cli import metrics_cmd
+from sandbox.cli import backup_cmd, workflow_cmd
+from sandbox.cli import features_cmd
+from sandbox.cli import scenario_cmd
 from sandbox.cli.output import errors
 from sandbox.errors import InvalidInput, SandboxError
 
@@ -103,12 +109,22 @@ def _main(
 
 
 app.add_typer(spec_cmd.app, name="spec")
+app.add_typer(images_cmd.app, name="images")
 app.add_typer(fixtures_cmd.app, name="fixtures")
+app.add_typer(workflow_cmd.app, name="workflow")
+app.add_typer(features_cmd.app, name="features")
+app.add_typer(scenario_cmd.app, name="scenario")
+app.command("backup")(backup_cmd.backup)
+app.command("restore")(backup_cmd.restore)
 app.command("record")(record_cmd.record)
 app.command("replay")(replay_cmd.replay)
+app.command("metrics")(metrics_cmd.metrics)
 app.command("capacity")(capacity_cmd.capacity)
+app.add_typer(load_cmd.app, name="load")
+app.command("demo")(demo_cmd.demo)
 app.command("doctor")(doctor_cmd.doctor)
-for _command in (runtime_cmd.up, runtime_cmd.down, runtime_cmd.status, runtime_cmd.logs, runtime_cmd.restart):
+for _command in (runtime_cmd.up, runtime_cmd.down, runtime_cmd.status, runtime_cmd.logs, runtime_cmd.restart,
+                 runtime_cmd.stop, runtime_cmd.start):
     app.command(_command.__name__)(_command)
 
 
