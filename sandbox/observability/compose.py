@@ -14,13 +14,14 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class Wiring:
-    """Read-only bind mounts (repository path, container path), command and environment of one container."""
+    """Read-only bind mounts, command and environment of one container.
+
+    A mount's source is a repository path (``observability/...``) or an absolute host path (the Docker socket).
+    """
 
     volumes: tuple[tuple[str, str], ...]
     command: tuple[str, ...] = ()
     environment: dict[str, str] = field(default_factory=dict)
-    image: str | None = None
-    """Only for containers the spec does not hold (promtail)."""
 
 
 WIRING: dict[str, Wiring] = {
@@ -49,13 +50,12 @@ WIRING: dict[str, Wiring] = {
         volumes=(("observability/tempo/tempo.yml", "/etc/tempo/tempo.yml"),),
         command=("-config.file=/etc/tempo/tempo.yml",),
     ),
-    # Not a spec component: ships every container's log to Loki (the loki logging driver is a plugin
-    # that cannot be installed offline). Needs the Docker socket, read-only.
+    # Ships every container's log to Loki (the loki logging driver is a plugin that cannot be installed
+    # offline): it discovers the containers through the Docker socket, mounted read-only.
     "promtail": Wiring(
         volumes=(("observability/promtail/promtail.yml", "/etc/promtail/promtail.yml"),
                  ("/var/run/docker.sock", "/var/run/docker.sock")),
         command=("-config.file=/etc/promtail/promtail.yml",),
-        image="grafana/promtail:3.2.1",
     ),
 }
 

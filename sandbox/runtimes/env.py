@@ -76,6 +76,8 @@ class AddressBook(ABC):
             return self.host_port("kafka")
         if kind == "url":
             return f"http://{self.host_port(arg or '')}"
+        if kind == "url_if_up":  # an optional peer: empty when it does not run in this sandbox
+            return f"http://{self.host_port(arg or '')}" if self.has(arg or "") else ""
         if kind == "ws_url":
             return f"ws://{self.host_port(arg or '', 'ws')}"
         if kind == "kraken_credentials_dir":

@@ -20,7 +20,7 @@ Loc = tuple[str | int, ...]
 
 _PLACEHOLDER = re.compile(r"\{([a-z_]+)(?::([A-Za-z0-9_.-]+))?\}")
 _PLAIN_PLACEHOLDERS = {"redis_url", "nats_url", "kafka_bootstrap", "kraken_credentials_dir", "cache_dir"}
-_COMPONENT_PLACEHOLDERS = {"url", "ws_url"}
+_COMPONENT_PLACEHOLDERS = {"url", "url_if_up", "ws_url"}
 
 
 @dataclass(frozen=True)

@@ -197,9 +197,9 @@ def _get_json(url: str, body: dict | None = None) -> dict:
 def test_prometheus_scrapes_the_services_and_grafana_is_unavailable_offline(platform):
     """The observability profile's offline part: Prometheus and Alertmanager with the wired configuration."""
     runtime, _, _ = platform
-    status = by_name(runtime.up(["prometheus", "alertmanager", "grafana"], timeout=300))
+    status = by_name(runtime.up(["prometheus", "alertmanager", "grafana", "promtail"], timeout=300))
     # no offline image: reported with the reason, and what depends on it too; `up` does not fail
-    for name in ("loki", "tempo"):
+    for name in ("loki", "tempo", "promtail"):
         assert status[name].state == "unavailable" and "no image in the offline set" in status[name].detail
     assert status["grafana"].state == "unavailable"
     assert (status["prometheus"].state, status["alertmanager"].state) == ("running", "running")

@@ -32,7 +32,8 @@ def test_spec_json_lists_every_component_with_exact_figures():
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     by_name = {c["name"]: c for c in data["components"]}
-    assert len(by_name) == 24
+    assert len(by_name) == 25
+    assert by_name["promtail"]["budget"]["memory_mib"]["basis"] == "neither documented: sandbox-assigned"
     assert by_name["timescaledb"]["limits"] == {"cpu_m": 1000, "memory_mib": 2048}
     assert by_name["strategy-orchestrator"]["limits"] == {"cpu_m": 600, "memory_mib": None}
     assert by_name["auth-service"]["replicas"]["base"] == 3

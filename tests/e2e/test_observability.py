@@ -44,7 +44,7 @@ pytestmark = [
 ]
 
 NAME = "obs-e2e"
-COMPONENTS = ["oms-service", "kraken-ws-ingest", "prometheus", "alertmanager", "grafana"]  # grafana: + loki, tempo
+COMPONENTS = ["oms-service", "kraken-ws-ingest", "prometheus", "alertmanager", "grafana", "promtail"]  # grafana: + loki, tempo
 TRADE_PATH = {"auth-service", "oms-service", "policy-service", "risk-service", "fees-service"}
 
 
@@ -138,7 +138,7 @@ def test_prometheus_scrapes_every_component_and_status_shows_the_urls(platform: 
     urls = json.loads(st.stdout)["observability"]
     assert urls["prometheus"]["url"] == platform.url("prometheus")
     assert urls["alertmanager"]["url"] == platform.url("alertmanager")
-    for absent in ("grafana", "loki", "tempo"):
+    for absent in ("grafana", "loki", "tempo", "promtail"):
         assert urls[absent]["url"] is None and "no Debian or PyPI package" in urls[absent]["detail"]
 
 

@@ -50,4 +50,4 @@ def test_undocumented_figures_are_flagged_not_zero():
 def test_sandbox_components_are_not_counted():
     report = capacity(default_spec(), Overlay.BASE)
     assert {r.name for r in report.components}.isdisjoint(report.sandbox_only)
-    assert report.sandbox_only == ["kraken-venue", "workflow-scheduler", "coingecko-sim"]
+    assert report.sandbox_only == ["kraken-venue", "workflow-scheduler", "coingecko-sim", "promtail"]

@@ -12,6 +12,7 @@ import yaml
 from sandbox.runtimes.docker import compose as gen
 from sandbox.spec.budget import budget_of
 from sandbox.spec.loader import default_spec
+from sandbox.spec.models import Kind
 
 SPEC = default_spec()
 BASE = yaml.safe_load((gen.repo_compose_dir() / gen.BASE_FILE).read_text())
@@ -92,13 +93,19 @@ def test_observability_containers_mount_the_wired_files_and_services_trace_only_
     from sandbox.observability.compose import TRACE_ENVIRONMENT, WIRING
 
     root = gen.repo_compose_dir()
-    for name in ("prometheus", "alertmanager", "grafana", "loki", "tempo"):
+    observability = {c.name for c in SPEC.components if c.kind is Kind.OBSERVABILITY}
+    assert observability == set(WIRING) and "promtail" in observability
+    for name in observability:
         svc, wiring = BASE["services"][name], WIRING[name]
         mounts = [v.rsplit(":", 2) for v in svc["volumes"]]
         assert [(source, target) for source, target, _ in mounts] == [
-            (f"../{path}", target) for path, target in wiring.volumes]
-        assert all(mode == "ro" and (root / source).exists() for source, _, mode in mounts), name
+            (path if path.startswith("/") else f"../{path}", target) for path, target in wiring.volumes]
+        assert all(mode == "ro" and (source.startswith("/") or (root / source).exists())
+                   for source, _, mode in mounts), name
         assert svc.get("command", []) == list(wiring.command)
+    # promtail reads the containers' logs through the Docker socket, read-only, and needs Loki first
+    assert "/var/run/docker.sock:/var/run/docker.sock:ro" in BASE["services"]["promtail"]["volumes"]
+    assert BASE["services"]["promtail"]["depends_on"] == {"loki": {"condition": "service_healthy"}}
     # the endpoint is a variable the runtime sets only when Tempo runs; empty (tracing off) otherwise
     for var in TRACE_ENVIRONMENT:
         assert BASE["services"]["auth-service"]["environment"][var] == "${" + gen.V_OTLP_ENDPOINT + ":-}"

@@ -130,7 +130,9 @@ def test_workflows(spec):
 
 def test_observability_stack(spec):
     names = {c.name for c in spec.components if c.kind is Kind.OBSERVABILITY}
-    assert names == {"prometheus", "grafana", "alertmanager", "loki", "tempo"}
+    assert names == {"prometheus", "grafana", "alertmanager", "loki", "tempo", "promtail"}
+    promtail = spec.component("promtail")
+    assert (promtail.origin, promtail.depends_on, promtail.images.offline) == (Origin.SANDBOX, ["loki"], None)
 
 
 def test_budget_policy_applied_per_dimension(spec):
@@ -145,7 +147,7 @@ def test_budget_policy_applied_per_dimension(spec):
 
 def test_sandbox_components_are_marked(spec):
     sandbox_only = {c.name for c in spec.components if c.origin is Origin.SANDBOX}
-    assert sandbox_only == {"kraken-venue", "workflow-scheduler", "coingecko-sim"}
+    assert sandbox_only == {"kraken-venue", "workflow-scheduler", "coingecko-sim", "promtail"}
 
 
 def _seed_table(text: str) -> dict[str, tuple[int, int, int]]:

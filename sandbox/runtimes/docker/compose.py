@@ -321,16 +321,22 @@ def bash_http_check(port: int, path: str) -> list[str]:
             f"exec 3<>/dev/tcp/127.0.0.1/{port} && printf '{request}' >&3 && head -n 1 <&3 | grep -q ' 200 '"]
 
 
+#: Official images without wget (Debian slim): probed with bash's /dev/tcp, like the project's images.
+BASH_PROBED = frozenset({"promtail"})
+
+
 def _http_health(c: Component, project_image: bool) -> list[str]:
     probe = c.readiness or c.liveness
     assert probe is not None and probe.kind == "http" and probe.path and c.port
-    if project_image:
+    if project_image or c.name in BASH_PROBED:
         return bash_http_check(c.port, probe.path)
     return ["CMD", "wget", "-q", "-O", "/dev/null", f"http://127.0.0.1:{c.port}{probe.path}"]
 
 
 def _observability_path(repository_path: str) -> str:
-    """A WIRING source (``observability/...`` in the repository) relative to the compose directory."""
+    """A WIRING source relative to the compose directory (``observability/...`` in the repository); host paths as they are."""
+    if repository_path.startswith("/"):
+        return repository_path
     prefix = "observability/"
     assert repository_path.startswith(prefix), repository_path
     return f"{OBSERVABILITY_DIR}/{repository_path[len(prefix):]}"

@@ -8,7 +8,7 @@ accounting, served from the supervisor process on the plan's ``exporter``
 port), the rule files are rendered from the plan's budgets (the same generator
 as the committed ones) and alerts go to the local Alertmanager. Alertmanager runs
 the committed ``observability/alertmanager/alertmanager.yml`` in single-node mode.
-Grafana, Loki and Tempo have no package here: the plan reports them unavailable.
+Grafana, Loki, Tempo and Promtail have no package here: the plan reports them unavailable.
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ def test_the_observability_profile_adds_the_stack_to_the_full_platform() -> None
     full = {c.name for c in make_plan(spec, "t", [], "full", spec_ports=False).components}
     assert full < names
     assert {c.name for c in spec.components if c.kind is Kind.OBSERVABILITY} <= names
-    for name in ("grafana", "loki", "tempo"):
+    for name in ("grafana", "loki", "tempo", "promtail"):
         c = plan.get(name)
         assert not c.available and "no Debian or PyPI package provides" in c.why_unavailable
     prometheus = plan.get("prometheus")
