@@ -83,7 +83,9 @@ def test_environment_points_into_the_network_and_holds_no_secret():
 def test_named_volumes_and_append_only_redis():
     assert {"timescaledb-data", "kafka-data", "redis-data"} <= set(BASE["volumes"])
     assert set(BASE["volumes"]) == {f"{c.name}-{v.name}" for c in SPEC.components if c.name in BASE["services"]
-                                    for v in c.storage[:1] if v.persistent}
+                                    for v in c.storage[:1] if v.persistent} | {"timescaledb-backup"}
+    # The nightly backup writes to a volume of its own, where the scheduler's backup job puts it.
+    assert "timescaledb-backup:/home/aether/backups" in BASE["services"]["workflow-scheduler"]["volumes"]
     assert "--appendonly" in BASE["services"]["redis"]["command"]
     assert BASE["services"]["redis"]["command"][BASE["services"]["redis"]["command"].index("--appendonly") + 1] == "yes"
     assert BASE["services"]["kraken-ws-ingest"]["healthcheck"]["test"] == ["CMD", *SPEC.component("kraken-ws-ingest").readiness.command]

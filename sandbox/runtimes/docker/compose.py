@@ -356,6 +356,19 @@ def _volume_names(c: Component) -> list[str]:
     return [f"{c.name}-{v.name}" for v in c.storage if v.persistent]
 
 
+#: The component whose scheduled jobs include the database backup, and where it writes (its
+#: ``backup_dir`` relative to its working directory): the backup gets a volume of its own there.
+BACKUP_RUNNER = "workflow-scheduler"
+BACKUP_MOUNT = f"{PROJECT_WORKDIR}/backups"
+
+
+def backup_volume(spec: PlatformSpec) -> str | None:
+    """The named volume of the database backup, when the spec schedules one and its runner exists."""
+    db = spec.component("timescaledb")
+    names = {c.name for c in spec.components}
+    return f"{db.name}-backup" if db.backup and BACKUP_RUNNER in names else None
+
+
 def _service(spec: PlatformSpec, c: Component, book: NetworkBook, profiles: list[str]) -> dict[str, Any]:
     assert c.images is not None
     svc: dict[str, Any] = {"image": f"${{{image_var(c.name)}:-{c.images.default}}}", "profiles": profiles}
@@ -384,6 +397,8 @@ def _service(spec: PlatformSpec, c: Component, book: NetworkBook, profiles: list
         if names := _volume_names(c):
             volumes.append(f"{names[0]}:{PROJECT_WORKDIR}")
             svc["working_dir"] = PROJECT_WORKDIR
+        if c.name == BACKUP_RUNNER and (backup := backup_volume(spec)):
+            volumes.append(f"{backup}:{BACKUP_MOUNT}")
         if c.kind in TRACED_KINDS:
             env.update({var: "${" + V_OTLP_ENDPOINT + ":-}" for var in TRACE_ENVIRONMENT})
         probe = c.readiness or c.liveness
@@ -438,6 +453,8 @@ def render(spec: PlatformSpec) -> dict[str, Any]:
     profiles = effective_profiles(spec)
     services = {c.name: _service(spec, c, book, profiles[c.name]) for c in services_of(spec)}
     volumes = {name: {} for c in services_of(spec) if c.name in INFRA or c.module for name in _volume_names(c)[:1]}
+    if (backup := backup_volume(spec)) and BACKUP_RUNNER in services:
+        volumes[backup] = {}
     return {"services": services, "volumes": volumes}
 
 
