@@ -54,7 +54,7 @@ def test_without_overrides_each_set_uses_the_spec_images(tmp_path: Path) -> None
     assert {c.name for c in SPEC.components if c.images} == set(official)
     # Grafana, Loki and Tempo have no offline image: left out, with the spec's reason.
     missing = unavailable_offline(SPEC, env=_env(tmp_path))
-    assert set(missing) == {"grafana", "loki", "tempo"}
+    assert set(missing) == {"grafana", "loki", "tempo", "promtail"}
     assert not set(missing) & set(offline)
     assert "Grafana" in missing["grafana"]
 
@@ -227,7 +227,7 @@ def test_offline_build_produces_every_offline_image(offline_build) -> None:
     built = {image.name for image in offline_build.images}
     assert set(offline_images(SPEC)) <= built
     assert offline_available(SPEC)
-    assert set(offline_build.unavailable) == {"grafana", "loki", "tempo"}
+    assert set(offline_build.unavailable) == {"grafana", "loki", "tempo", "promtail"}
     differences = {c: image.differences for image in offline_build.images for c in image.components}
     assert "NO TimescaleDB extension" in differences["timescaledb"]
     assert "Tansu" in differences["kafka"] and "not Apache Kafka" in differences["kafka"]
