@@ -15,15 +15,15 @@ unavailable on this machine are left out), ``aether_component_cpu_millicores``,
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from sandbox.observability.background_http import BackgroundHTTPServer, QuietHandler
 
 
 def read_status(path: Path) -> dict[str, Any]:
@@ -62,7 +62,7 @@ class StatusCollector:
         yield from (up, cpu, mem, restarts)
 
 
-class StatusExporter:
+class StatusExporter(BackgroundHTTPServer):
     """``GET /metrics`` on ``127.0.0.1:port`` in a daemon thread; a context manager."""
 
     def __init__(self, status_json: Path, port: int, host: str = "127.0.0.1") -> None:
@@ -70,46 +70,12 @@ class StatusExporter:
         self.registry.register(StatusCollector(lambda: read_status(status_json)))  # type: ignore[arg-type]
         registry = self.registry
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self) -> None:  # noqa: N802 - http.server API
                 if self.path.split("?")[0] != "/metrics":
                     self.send_error(404)
                     return
-                body = generate_latest(registry)
-                self.send_response(200)
-                self.send_header("Content-Type", CONTENT_TYPE_LATEST)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                self.reply(200, CONTENT_TYPE_LATEST, generate_latest(registry))
 
-            def log_message(self, *args: Any) -> None:
-                pass
+        super().__init__(Handler, port, host)
 
-        self.server = ThreadingHTTPServer((host, port), Handler)
-        self.server.daemon_threads = True
-        self._thread: threading.Thread | None = None
-
-    @property
-    def port(self) -> int:
-        """The bound port."""
-        return self.server.server_address[1]
-
-    def start(self) -> StatusExporter:
-        """Serve in the background."""
-        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and close the socket."""
-        if self._thread is not None:
-            self.server.shutdown()
-            self._thread.join(timeout=5)
-            self._thread = None
-        self.server.server_close()
-
-    def __enter__(self) -> StatusExporter:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()

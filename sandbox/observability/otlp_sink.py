@@ -13,13 +13,14 @@ import json
 import threading
 import time
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
+
+from sandbox.observability.background_http import BackgroundHTTPServer, QuietHandler
 
 
 @dataclass(frozen=True)
@@ -57,8 +58,10 @@ def decode(body: bytes) -> list[ReceivedSpan]:
     return spans
 
 
-class OtlpSink:
+class OtlpSink(BackgroundHTTPServer):
     """Receives spans on ``http://127.0.0.1:PORT`` until stopped."""
+
+    poll_interval = 0.1
 
     def __init__(self, port: int = 0, host: str = "127.0.0.1") -> None:
         self.spans: list[ReceivedSpan] = []
@@ -66,7 +69,7 @@ class OtlpSink:
         self._lock = threading.Lock()
         sink = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_POST(self) -> None:  # noqa: N802 - http.server API
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
@@ -83,30 +86,15 @@ class OtlpSink:
                 with sink._lock:
                     sink.spans.extend(spans)
                     sink.requests += 1
-                reply = ExportTraceServiceResponse().SerializeToString()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/x-protobuf")
-                self.send_header("Content-Length", str(len(reply)))
-                self.end_headers()
-                self.wfile.write(reply)
+                self.reply(200, "application/x-protobuf", ExportTraceServiceResponse().SerializeToString())
 
             def do_GET(self) -> None:  # noqa: N802
                 if self.path != "/echo":
                     self.send_error(404)
                     return
-                reply = json.dumps({k.lower(): v for k, v in self.headers.items()}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(reply)))
-                self.end_headers()
-                self.wfile.write(reply)
+                self.reply(200, "application/json", json.dumps({k.lower(): v for k, v in self.headers.items()}).encode())
 
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer((host, port), Handler)
-        self.server.daemon_threads = True
-        self._thread: threading.Thread | None = None
+        super().__init__(Handler, port, host)
 
     @property
     def url(self) -> str:
@@ -128,22 +116,3 @@ class OtlpSink:
                 return spans
             time.sleep(0.1)
 
-    def start(self) -> OtlpSink:
-        """Serve in a daemon thread."""
-        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop and close the socket."""
-        if self._thread is not None:
-            self.server.shutdown()
-            self._thread.join(timeout=5)
-            self._thread = None
-        self.server.server_close()
-
-    def __enter__(self) -> OtlpSink:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()

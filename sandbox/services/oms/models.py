@@ -1,7 +1,7 @@
 """API models of oms-service (pydantic v2): strict request bodies, public views.
 
 Quantities and prices are ``Decimal`` on the way in (decimal strings, preferred,
-or JSON numbers parsed from the raw token by :mod:`.decimal_json`) and plain
+or JSON numbers parsed from the raw token by :mod:`sandbox.services.kit.decimal_json`) and plain
 decimal strings on the way out. Request bodies forbid unknown fields.
 """
 

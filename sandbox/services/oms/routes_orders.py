@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Path, Query, Response
 from sandbox.services.kit.auth import Principal, require_roles
 from sandbox.services.kit.errors import ServiceError
 from sandbox.services.oms import store
-from sandbox.services.oms.decimal_json import DecimalRoute
+from sandbox.services.kit.decimal_json import DecimalRoute
 from sandbox.services.oms.models import (
     ACCOUNT_PATTERN,
     ORDER_ID_PATTERN,

@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 
 from sandbox.services.kit.auth import require_roles
-from sandbox.services.policy.decimal_json import DecimalRoute
+from sandbox.services.kit.decimal_json import DecimalRoute
 from sandbox.services.policy.models import CheckOrderPublic, CheckOrderRequest
 from sandbox.services.policy.runtime import Policy
 

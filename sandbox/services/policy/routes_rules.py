@@ -18,7 +18,7 @@ from sandbox.services.kit.auth import Principal, require_roles
 from sandbox.services.kit.errors import ServiceError
 from sandbox.services.kit.logs import request_id_var
 from sandbox.services.policy import store
-from sandbox.services.policy.decimal_json import DecimalRoute
+from sandbox.services.kit.decimal_json import DecimalRoute
 from sandbox.services.policy.models import (
     ACCOUNT_PATTERN,
     Reason,

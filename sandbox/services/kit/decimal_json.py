@@ -2,8 +2,9 @@
 
 FastAPI parses request bodies with ``json.loads``, turning ``0.123456789012345678``
 into a float before pydantic sees it; decimal places and tick checks need the
-exact token. Routes of this class parse JSON numbers with a fraction or exponent
-as :class:`~decimal.Decimal` straight from the raw token (integers stay int).
+exact token, and quantities and prices must stay exact. Routes of this class
+parse JSON numbers with a fraction or exponent as :class:`~decimal.Decimal`
+straight from the raw token (integers stay int).
 """
 
 from __future__ import annotations
