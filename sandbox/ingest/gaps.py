@@ -86,6 +86,14 @@ class Clock:
         self.last[key] = stamp
         return OK
 
+    def in_order(self, key: tuple[str, str], stamp: str) -> bool:
+        """``check(*key, stamp).ok`` for an RFC 3339 stamp (text ending in ``Z``), without the result object."""
+        last = self.last.get(key)
+        if last is not None and type(last) is str and stamp < last:  # noqa: E721
+            return False
+        self.last[key] = stamp
+        return True
+
     def forget(self, channel: str, symbol: str) -> None:
         """Stop comparing ``(channel, symbol)`` (after a resubscribe: snapshots may be older)."""
         self.last.pop((channel, symbol), None)

@@ -45,6 +45,7 @@ class IngestCollector:
     def collect(self) -> Iterator[Any]:
         """Every metric, read from the counters now."""
         s = self.stats
+        s.settle()
         yield _counter("ingest_frames_received", "WebSocket frames received.", s.frames)
         yield _counter("ingest_invalid_frames", "Frames that were not valid Kraken JSON (skipped).", s.invalid_frames)
         yield _labelled("ingest_records_produced", "Records handed to the Kafka producer, per topic.", "topic", s.produced)

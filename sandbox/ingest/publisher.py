@@ -22,6 +22,9 @@ log = logging.getLogger("sandbox.ingest.publisher")
 
 #: Records produced between two polls of the delivery-report queue on the hot path.
 POLL_EVERY = 256
+#: Latencies kept pending at most before they are sorted into the histograms (8 bytes each;
+#: the service also settles them every second and before every read).
+SETTLE_EVERY = 65_536
 
 
 class Publisher:
@@ -35,9 +38,10 @@ class Publisher:
         self.partitions = partitions
         self.known_topics: set[str] = set()
         self._since_poll = 0
-        #: per topic, ``(recv_ns, produce_ns)`` of each record awaiting its delivery report.  One
-        #: symbol per topic and the symbol as key: one partition, so reports come back in this order.
-        self._inflight: defaultdict[str, deque[tuple[int, int]]] = defaultdict(deque)
+        #: per topic, ``recv_ns, produce_ns`` (flat: two ints, no tuple for the garbage collector to
+        #: track) of each record awaiting its delivery report.  One symbol per topic and the symbol
+        #: as key: one partition, so reports come back in this order.
+        self._inflight: defaultdict[str, deque[int]] = defaultdict(deque)
         self._producer = Producer(
             {
                 "bootstrap.servers": bootstrap,
@@ -101,14 +105,10 @@ class Publisher:
             # CreateTime (set by the client now) is microseconds after the frame's arrival.
             self._produce(topic, value, key)
         except BufferError:
-            while True:  # the producer queue is full: serve delivery reports until there is room
-                self._producer.poll(0.01)
-                try:
-                    self._produce(topic, value, key)
-                    break
-                except BufferError:
-                    continue
-        self._inflight[topic].append((recv_ns, produce_ns))
+            self._produce_when_room(topic, value, key)
+        inflight = self._inflight[topic]
+        inflight.append(recv_ns)
+        inflight.append(produce_ns)
         stats = self.stats
         stats.produced[topic] += 1
         run = stats.run.topics[topic]
@@ -116,12 +116,23 @@ class Publisher:
         if run.first_seq is None:
             run.first_seq = seq
         run.last_seq = seq
-        if len(run.frame_ref) < ACK_TIMES_CAP:
-            run.frame_ref.append(frame_ref)
+        refs = run.frame_ref
+        if len(refs) < ACK_TIMES_CAP:
+            refs.append(frame_ref)
         self._since_poll += 1
         if self._since_poll >= POLL_EVERY:
             self._since_poll = 0
             self._producer.poll(0)
+
+    def _produce_when_room(self, topic: str, value: bytes, key: bytes) -> None:
+        """The producer queue is full: serve delivery reports until there is room for the record."""
+        while True:
+            self._producer.poll(0.01)
+            try:
+                self._produce(topic, value, key)
+                return
+            except BufferError:
+                continue
 
     def poll(self) -> int:
         """Serve pending delivery reports now; returns how many records still await acknowledgement."""
@@ -136,11 +147,17 @@ class Publisher:
         return left
 
     def _delivered(self, err: Any, msg: Any) -> None:
+        # Once per record (the hot path's other half): the latency is only appended here, see Stats.settle.
         topic = msg.topic()
         stats = self.stats
-        run = stats.run.topics[topic]
+        run_stats = stats.run
+        run = run_stats.topics[topic]
         inflight = self._inflight[topic]
-        recv_ns, produce_ns = inflight.popleft() if inflight else (None, None)
+        if inflight:
+            recv_ns: int | None = inflight.popleft()
+            produce_ns = inflight.popleft()
+        else:
+            recv_ns = produce_ns = None
         if err is not None:
             stats.publish_errors[topic] += 1
             run.errors += 1
@@ -159,9 +176,13 @@ class Publisher:
         latency = msg.latency()
         ack_ns = produce_ns + int(latency * 1e9) if latency is not None else time.time_ns()
         seconds = (ack_ns - recv_ns) / 1e9
-        stats.latency.observe(seconds)
-        stats.run.latency.observe(seconds)
-        run.add_ack(ack_ns)
+        pending = stats.pending_latency
+        pending.append(seconds)
+        if len(pending) >= SETTLE_EVERY:
+            stats.settle()
+        acks = run.ack_ns
+        if len(acks) < ACK_TIMES_CAP:
+            acks.append(ack_ns)
 
     def close(self, timeout: float = 10.0) -> None:
         """Flush what is queued (bounded by ``timeout``)."""

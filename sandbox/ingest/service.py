@@ -164,6 +164,7 @@ class IngestService:
             now = time.monotonic()
             if now >= next_state:
                 next_state = now + 1.0
+                self.stats.settle()
                 self.stats.subscribed = self.feed.subscribed
                 self.stats.feed_lag_s = self.feed.feed_lag(time.time())
                 self.write_state()
@@ -212,6 +213,7 @@ class IngestService:
     def snapshot(self) -> dict[str, Any]:
         """What ``GET /stats`` answers."""
         s, f = self.stats, self.feed
+        s.settle()
         return {
             "service": "kraken-ws-ingest",
             "url": self.settings.kraken_ws_url,
@@ -279,7 +281,7 @@ class IngestService:
             run = request["run"] or new_run_id("run")
             topics = [self.normaliser.topic(c, s) for c in request["channels"] for s in request["symbols"]]
             await self._ensure_topics(topics)
-            self.stats.run = RunStats(run)
+            self.stats.new_run(run)
             if self.feed.ws is not None:  # records of this run can come from the connection open now
                 self.stats.run.connections[self.feed.conn_serial] = self.feed.conn_id
             self.normaliser.run = run

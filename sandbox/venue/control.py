@@ -103,6 +103,19 @@ class ConnectionLog:
         if len(self.send_ns) < SEND_TIMES_CAP:
             self.send_ns.append(now)
 
+    def stamp_batch(self, messages: list[Any]) -> None:
+        """Count frames written to the socket in one go, all with the same send time."""
+        if not messages:
+            return
+        now = time.time_ns()
+        if self.frames == 0:
+            first = messages[0]
+            self.conn_id = _connection_id(first.decode() if isinstance(first, bytes) else first)
+        self.frames += len(messages)
+        room = SEND_TIMES_CAP - len(self.send_ns)
+        if room > 0:
+            self.send_ns.extend([now] * min(room, len(messages)))
+
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready summary (no send times)."""
         return {
@@ -147,6 +160,10 @@ class _TimedProtocol:
     def send_text(self, data: Any, *args: Any, **kwargs: Any) -> Any:
         self._log.stamp(data)
         return self._protocol.send_text(data, *args, **kwargs)
+
+    def stamp_batch(self, texts: list[Any]) -> None:
+        """Stamp frames the server writes itself, in one socket write (see ``sandbox.venue.ws._send_batch``)."""
+        self._log.stamp_batch(texts)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._protocol, name)

@@ -43,6 +43,7 @@ from typing import Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
+from websockets.protocol import State
 
 from sandbox.errors import EnvironmentProblem, SandboxError
 from sandbox.replay import feed
@@ -105,13 +106,37 @@ def _batching(ws: ServerConnection) -> bool:
 
 
 async def _send_batch(ws: ServerConnection, texts: list[str]) -> None:
-    """Several text frames in one socket write (one ``send()`` each would cost a syscall each)."""
+    """Several text frames in one socket write (one ``send()`` each would cost a syscall each).
+
+    Without extensions (no compression negotiated), a server's text frame is
+    two to ten header bytes and the UTF-8 payload, unmasked (RFC 6455 5.2):
+    written here directly, it costs a fraction of websockets' frame objects.
+    The protocol's checks are kept: the connection must be open, with no
+    fragmented message in progress.  A connection whose protocol stamps frames
+    (the venue's send times) gets one stamp for the batch: one socket write.
+    """
     async with ws.send_context():
         protocol = ws.protocol
-        for text in texts:
-            protocol.send_text(text.encode())
-        data = b"".join(chunk for chunk in protocol.data_to_send() if chunk)
+        if protocol.extensions or protocol.expect_continuation_frame or protocol.state is not State.OPEN:
+            for text in texts:
+                protocol.send_text(text.encode())
+            data = b"".join(chunk for chunk in protocol.data_to_send() if chunk)
+        else:
+            stamp = getattr(protocol, "stamp_batch", None)
+            if stamp is not None:
+                stamp(texts)
+            data = b"".join([_text_frame(text.encode()) for text in texts])
         ws.transport.write(data)
+
+
+def _text_frame(payload: bytes) -> bytes:
+    """One unmasked, final text frame (a server's) carrying ``payload``."""
+    n = len(payload)
+    if n < 126:
+        return b"\x81" + n.to_bytes(1, "big") + payload
+    if n < 65536:
+        return b"\x81\x7e" + n.to_bytes(2, "big") + payload
+    return b"\x81\x7f" + n.to_bytes(8, "big") + payload
 
 
 class _Client:

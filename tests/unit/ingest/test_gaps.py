@@ -54,3 +54,13 @@ def test_forget_after_resubscribe() -> None:
     clock.check("book", "A", "2026-07-07T23:00:03.977459Z")
     clock.forget("book", "A")
     assert clock.check("book", "A", "2026-07-07T23:00:01.000000Z").ok
+
+
+def test_in_order_agrees_with_check_for_rfc3339_stamps() -> None:
+    fast, full = Clock(), Clock()
+    stamps = ["2026-01-01T00:00:01.000000Z", "2026-01-01T00:00:02.000000Z", "2026-01-01T00:00:01.500000Z",
+              "2026-01-01T00:00:02.000000Z", "2026-01-01T00:00:03.000000Z"]
+    got = [fast.in_order(("book", "X/Y"), s) for s in stamps]
+    want = [full.check("book", "X/Y", s).ok for s in stamps]
+    assert got == want == [True, True, False, True, True]
+    assert fast.last == full.last
