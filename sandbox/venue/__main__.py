@@ -10,7 +10,9 @@
 
 The account for the platform's Kraken key pair (``KRAKEN_CREDENTIALS_DIR``) is created
 and funded at start-up.  Options: ``--assetpairs FILE``, ``--session NAME`` (default
-``v2-book10-majors``, looping; ``VENUE_SESSION``), ``--seed N`` (``VENUE_SEED``).
+``v2-book10-majors``, looping; ``VENUE_SESSION``), ``--seed N`` (``VENUE_SEED``),
+``--id-epoch N`` (``VENUE_ID_EPOCH``; default: the start time in microseconds,
+so a restarted venue never reissues an order id the OMS already holds).
 ``VENUE_ADMIN_ALLOW``: more clients for ``/admin/*`` than loopback (CIDRs; ``gateway``: the docker
 bridge's gateway, which the docker runtime sets so the host reaches it through the published port).
 """
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -33,7 +36,7 @@ DEFAULT_SESSION = "v2-book10-majors"
 
 def build_app(  # noqa: ANN201 - FastAPI is imported inside, so --help stays fast
     assetpairs: Path, *, host: str, ws_port: int, session: str | None, seed: int, system_status: str = "online",
-    admin_allow: str = "",
+    admin_allow: str = "", id_epoch: int = 0,
 ):
     """The venue's FastAPI app; its lifespan runs the trading clocks and the market-data server."""
     from fastapi import FastAPI
@@ -51,7 +54,7 @@ def build_app(  # noqa: ANN201 - FastAPI is imported inside, so --help stays fas
     from sandbox.venue.ws import ReplayOptions
 
     catalog = AssetPairsCatalog.from_file(assetpairs)
-    venue = TradingVenue(catalog, seed=seed)
+    venue = TradingVenue(catalog, seed=seed, id_epoch=id_epoch)
     venue.set_status(system_status)
     if credentials := os.environ.get("KRAKEN_CREDENTIALS_DIR"):
         venue.account_from_credentials(credentials)
@@ -116,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--session", default=env.get("VENUE_SESSION", DEFAULT_SESSION),
                         help="fixture replayed on the market-data port ('' for none until /admin/replay)")
     parser.add_argument("--seed", type=int, default=int(env.get("VENUE_SEED", "0")))
+    parser.add_argument("--id-epoch", type=int, default=int(env.get("VENUE_ID_EPOCH") or time.time_ns() // 1000))
     parser.add_argument("--system-status", default="online", help="online, maintenance, cancel_only or post_only")
     args = parser.parse_args(argv)
 
@@ -124,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         app = build_app(
             args.assetpairs, host=args.host, ws_port=args.ws_port, session=args.session or None, seed=args.seed,
-            system_status=args.system_status, admin_allow=env.get("VENUE_ADMIN_ALLOW", ""),
+            system_status=args.system_status, admin_allow=env.get("VENUE_ADMIN_ALLOW", ""), id_epoch=args.id_epoch,
         )
     except SandboxError as exc:
         print(f"error: {exc}", file=sys.stderr)

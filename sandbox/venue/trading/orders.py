@@ -2,8 +2,12 @@
 
 Identifiers look like Kraken's (``OUF4EM-FRGI2-MQMWZD`` for orders,
 ``THVRQM-33VKH-UCI7BS`` for trades, an increasing integer ``trade_id``) and
-come from a :class:`IdFactory` seeded by the venue's seed: the same scenario
-replayed with the same seed gives the same identifiers.
+come from a :class:`IdFactory` seeded by the venue's seed and its id epoch:
+the same scenario replayed with the same seed and epoch gives the same
+identifiers.  The venue process takes a new epoch each time it starts (the
+platform's OMS keeps the txids of an earlier incarnation in its database, as
+it would Kraken's, which never reuses one), and a reset continues the
+factory it replaces, so no identifier is issued twice by one process.
 """
 
 from __future__ import annotations
@@ -28,10 +32,14 @@ OPEN, CLOSED, CANCELED, EXPIRED = "open", "closed", "canceled", "expired"
 class IdFactory:
     """Kraken-shaped identifiers drawn from a seeded generator (deterministic per seed)."""
 
-    def __init__(self, seed: int) -> None:
-        self.rng = random.Random(f"aether-venue-ids:{seed}")
-        self._issued: set[str] = set()
+    def __init__(self, seed: int, epoch: int = 0, after: IdFactory | None = None) -> None:
+        """Identifiers of ``seed`` in ``epoch`` (0: the seed alone); ``after`` is the factory this one replaces."""
+        self.rng = random.Random(f"aether-venue-ids:{seed}" + (f":{epoch}" if epoch else ""))
+        #: shared with the replaced factory: a reset never reissues one of its txids
+        self._issued: set[str] = after._issued if after is not None else set()
         self._trade_id = 40_000_000 + self.rng.randrange(1_000_000)
+        if after is not None:
+            self._trade_id = max(self._trade_id, after._trade_id)
         self._seq = 0
 
     def _txid(self, prefix: str) -> str:

@@ -79,6 +79,7 @@ class TradingVenue:
         catalog: Any,
         *,
         seed: int = 0,
+        id_epoch: int = 0,
         clock: Callable[[], float] = time.time,
         usd_rates: Mapping[str, Any] | None = None,
         rate_limits: bool = True,
@@ -88,7 +89,9 @@ class TradingVenue:
 
         ``catalog`` is the :class:`~sandbox.venue.public_rest.AssetPairsCatalog` the
         public REST serves (anything with ``.pairs`` will do); ``seed`` fixes every
-        random choice; ``clock`` gives epoch seconds; ``usd_rates`` converts quote
+        random choice; ``id_epoch`` separates this incarnation's order and trade
+        ids from an earlier one's of the same seed (see
+        :mod:`sandbox.venue.trading.orders`); ``clock`` gives epoch seconds; ``usd_rates`` converts quote
         currencies without a USD pair (``{"ZEUR": "1.08"}``) for the 30-day volume.
         """
         self.catalog = catalog
@@ -113,13 +116,15 @@ class TradingVenue:
         #: scenario-driven replay cursors (``/admin/market/replay``)
         self.stepper = ReplayStepper(lambda: self.engine)
         self.seed = seed
+        self.id_epoch = id_epoch
+        self.ids: IdFactory | None = None
         self._build(seed)
 
     def _build(self, seed: int, engine: MatchingEngine | None = None) -> None:
         self.seed = seed
         self.system_status = "online"
         self.accounts = AccountRegistry()
-        self.ids = IdFactory(seed)
+        self.ids = IdFactory(seed, self.id_epoch, after=self.ids)
         self.faults = FaultPlan(seed)
         self.tokens: dict[str, tuple[str, float, bool]] = {}
         self.engine = MatchingEngine(self.pairs, self.ids, self.clock, self.can_trade, self.usd_rates)
@@ -354,6 +359,7 @@ class TradingVenue:
         now = self.clock()
         return {
             "seed": self.seed,
+            "id_epoch": self.id_epoch,
             "system_status": self.system_status,
             "pair_status": {k: self.pairs.status(k) for k in self.pairs.specs},
             "accounts": [a.summary(now) for a in self.accounts],
