@@ -39,7 +39,7 @@ def build_app(  # noqa: ANN201 - FastAPI is imported inside, so --help stays fas
     admin_allow: str = "", id_epoch: int = 0,
 ):
     """The venue's FastAPI app; its lifespan runs the trading clocks and the market-data server."""
-    from fastapi import FastAPI
+    from fastapi import Depends, FastAPI
     from fastapi.responses import Response
 
     from sandbox.services.kit.middleware import RequestContextMiddleware
@@ -47,7 +47,7 @@ def build_app(  # noqa: ANN201 - FastAPI is imported inside, so --help stays fas
 
     from sandbox.venue.control import ReplayController
     from sandbox.venue.public_rest import AssetPairsCatalog, public_router
-    from sandbox.venue.trading.admin import admin_networks
+    from sandbox.venue.trading.admin import admin_networks, loopback_guard
     from sandbox.venue.trading.app import trading_routers
     from sandbox.venue.trading.replay_bridge import replay_listener
     from sandbox.venue.trading.venue import TradingVenue
@@ -80,9 +80,11 @@ def build_app(  # noqa: ANN201 - FastAPI is imported inside, so --help stays fas
     app.state.trading = venue
     app.state.replay = controller
     app.include_router(public_router(catalog, system_status=lambda: venue.system_status))
-    for router in trading_routers(venue, admin_networks=admin_networks(admin_allow)):
+    networks = admin_networks(admin_allow)
+    for router in trading_routers(venue, admin_networks=networks):
         app.include_router(router)
-    app.include_router(controller.router())
+    # Replay control is admin too: the same networks as the trading side's /admin.
+    app.include_router(controller.router(), dependencies=[Depends(loopback_guard(networks))])
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics_endpoint() -> Response:

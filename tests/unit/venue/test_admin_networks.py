@@ -31,3 +31,15 @@ def test_allow_list_adds_the_gateway_alone_and_cidrs(tmp_path):
     assert ipaddress.ip_address("172.18.0.5") not in networks[len(LOOPBACK)]  # another container on the bridge
     assert ipaddress.ip_address("10.1.2.3") in networks[-1]
     assert admin_networks("", str(table)) == list(LOOPBACK)
+
+
+def test_the_venue_process_guards_replay_control_like_the_trading_admin(app_client) -> None:
+    """``/admin/replay`` (start, stop, send times) answers the admin networks only, as ``/admin/trading`` does."""
+    from sandbox.venue.__main__ import DEFAULT_ASSETPAIRS, build_app
+
+    app = build_app(DEFAULT_ASSETPAIRS, host="127.0.0.1", ws_port=0, session=None, seed=0, admin_allow="10.9.0.0/16")
+    for path in ("/admin/replay", "/admin/replay/sends", "/admin/trading"):
+        assert app_client(app, client=("192.168.7.7", 1)).request("GET", path).status_code == 403, path
+        # allowed: answered by the route itself (/sends without its query parameter: 422, not 403)
+        assert app_client(app, client=("10.9.3.4", 1)).request("GET", path).status_code in (200, 422), path
+        assert app_client(app, client=("127.0.0.1", 1)).request("GET", path).status_code in (200, 422), path
