@@ -21,7 +21,10 @@ for ``--seconds`` after a warm-up:
 * auth-service   ``POST /v1/introspect`` (a service token as caller)
 
 Every request but bare's carries a real access token (verified, revocation
-checked).  Reported per target: requests/s, the ratio to bare's requests/s
+checked). Each check endpoint is a hot route of its service (``sandbox.services.kit.hot``):
+the probe request goes through FastAPI, which teaches the kit the path, and the
+load then takes the fast path; the session check answers from the cache the
+session Redis invalidates (``sandbox.services.kit.sessions``).  Reported per target: requests/s, the ratio to bare's requests/s
 in this run (the target is >= 50%), p50/p99 latency, CPU time per request
 (cgroup accounting), and the cgroup's throttled periods (when they are most of
 the periods, the quota is what binds).  ``--profile-dir`` samples each service

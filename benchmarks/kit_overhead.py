@@ -9,7 +9,9 @@ no access log):
 * ``bare``        – plain FastAPI, ``GET /ping`` returning a small JSON object;
 * ``kit-open``    – the same endpoint in a kit app (request id, metrics, body limit, error handlers);
 * ``kit-auth``    – the same endpoint behind ``CurrentPrincipal`` (JWT via JWKS, verified-token
-  cache, one Redis ``EXISTS auth:session:{sid}`` per request);
+  cache, the session check: a local cache Redis invalidates, else one ``PTTL auth:session:{sid}``);
+* ``kit-hot``     – ``kit-auth`` with the endpoint also declared a hot route (``sandbox.services.kit.hot``:
+  answered from the kit middleware, FastAPI's routing and dependency tree skipped);
 * ``introspect``  – auth-service's ``POST /v1/introspect`` (service token as caller);
 * ``kit-open-traced``, ``kit-auth-traced`` – the two kit apps with OpenTelemetry tracing on
   (``OTEL_EXPORTER_OTLP_ENDPOINT`` set): a SERVER span per request, batched and exported over
@@ -86,6 +88,14 @@ def serve(name: str) -> None:
         async def ping_auth(p: CurrentPrincipal) -> dict:
             return {"ok": True}
 
+    hot = []
+    if name == "kit-hot":
+        from sandbox.services.kit.hot import HotCall, HotRoute
+
+        async def ping_hot(call: HotCall) -> bytes:
+            return b'{"ok":true}'
+
+        hot.append(HotRoute("GET", "/ping", ping_hot))
     hooks = []
     if os.environ.get("KIT_BENCH_PROFILE"):  # developer aid: cProfile of a kit app, written at shutdown
         import cProfile
@@ -98,7 +108,8 @@ def serve(name: str) -> None:
             profiler.dump_stats(f"{os.environ['KIT_BENCH_PROFILE']}.{name}")
 
         hooks.append(dump)
-    run(lambda: create_service_app(kit=KitSettings(log_level="warning"), title=name, routers=[router], on_shutdown=hooks))
+    run(lambda: create_service_app(kit=KitSettings(log_level="warning"), title=name, routers=[router], on_shutdown=hooks,
+                                   hot_routes=hot))
 
 
 # ---- load --------------------------------------------------------------------------------------
@@ -233,7 +244,7 @@ def main() -> None:
             procs.append(auth)
             _wait_ready(auth_url, auth, root / "auth.log")
             targets: dict[str, tuple[str, int]] = {}
-            for name in ("bare", "kit-open", "kit-auth", "kit-open-traced", "kit-auth-traced"):
+            for name in ("bare", "kit-open", "kit-auth", "kit-hot", "kit-open-traced", "kit-auth-traced"):
                 port = free_port()
                 env = {**base_env, "AETHER_SERVICE_NAME": name, "AETHER_PORT": str(port), "AETHER_AUTH_URL": auth_url,
                        "AETHER_SESSION_REDIS_URL": redis.url}
@@ -252,7 +263,7 @@ def main() -> None:
                              json={"client_id": "bench", "client_secret": accounts["bench"]}).json()["access_token"]
             results = {}
             for name, (url, pid) in targets.items():
-                results[name] = asyncio.run(load(url, token=user if name.startswith("kit-auth") else None,
+                results[name] = asyncio.run(load(url, token=user if name.startswith(("kit-auth", "kit-hot")) else None,
                                                  seconds=args.seconds, concurrency=args.concurrency, pid=pid))
             results["introspect"] = asyncio.run(load(
                 f"{auth_url}/v1/introspect", method="POST", body=json.dumps({"token": user}).encode(), token=svc,

@@ -44,6 +44,7 @@ def create_app(settings: AuthSettings | None = None, kit: KitSettings | None = N
         title="auth-service",
         description="Users and roles, Ed25519 access tokens, refresh tokens, sessions in Redis, JWKS.",
         routers=[routes_sessions.router, routes_tokens.router, routes_users.router, routes_keys.router],
+        hot_routes=[routes_tokens.HOT],
         database_url=settings.database_url,
         migrations=MIGRATIONS,
         redis_url=settings.redis_url,

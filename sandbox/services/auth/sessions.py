@@ -104,6 +104,8 @@ class SessionStore:
         sid, secret = parts
         new_token = f"{sid}.{secrets.token_urlsafe(32)}"
         outcome = await self._rotate(keys=[session_key(sid)], args=[hash_secret(secret), hash_secret(new_token.partition(".")[2])])
+        if int(outcome) == -1:  # a replayed refresh token revoked the session
+            await self.flushed()
         if int(outcome) != 1:
             return None
         session = await self.get(sid)
@@ -118,6 +120,18 @@ class SessionStore:
             if subject:
                 pipe.srem(f"auth:user-sessions:{subject}", sid)
             await pipe.execute()
+        await self.flushed()
+
+    async def flushed(self) -> None:
+        """Return once Redis has sent the invalidations of the commands before (one more round trip).
+
+        Services cache live sessions and Redis tells them when a key is deleted
+        (client tracking, :mod:`sandbox.services.kit.sessions`). Redis writes those
+        pushes with the replies of the same event-loop iteration and only then reads
+        new commands, so this reply proves they are on the wire: a revocation is
+        answered only after every service can see it.
+        """
+        await self.r.ping()
 
     async def revoke_user(self, username: str) -> int:
         """Delete every session of a user; return how many were live."""
@@ -130,6 +144,7 @@ class SessionStore:
                 pipe.delete(session_key(sid))
             pipe.delete(index)
             results = await pipe.execute()
+        await self.flushed()
         return sum(int(x) for x in results[:-1])
 
 

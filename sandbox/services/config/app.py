@@ -53,6 +53,7 @@ def create_app(settings: ConfigSettings | None = None, kit: KitSettings | None =
         title="config-service",
         description=DESCRIPTION,
         routers=[routes_namespaces.router, routes_config.router, routes_history.router],
+        hot_routes=[routes_config.HOT],
         database_url=settings.database_url,
         migrations=MIGRATIONS,
         nats_url=settings.nats_url,

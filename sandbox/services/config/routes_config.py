@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
+from pydantic import TypeAdapter, ValidationError
 
 from sandbox.services.config.access import Service, Writer
 from sandbox.services.config.bodies import parse_write_body
-from sandbox.services.config.models import ConfigDeletedPublic, ConfigEntryPublic, ConfigWrite, NamespacePagePublic
+from sandbox.services.config.models import (
+    ConfigDeletedPublic,
+    ConfigEntryPublic,
+    ConfigWrite,
+    Key,
+    Namespace,
+    NamespacePagePublic,
+)
 from sandbox.services.config.params import (
     AfterQuery,
     ExpectedVersionQuery,
@@ -26,6 +34,7 @@ from sandbox.services.config.preconditions import (
 from sandbox.services.config.render import deleted_body, entry_body
 from sandbox.services.kit.auth import CurrentPrincipal
 from sandbox.services.kit.errors import ServiceError
+from sandbox.services.kit.hot import FALLBACK, HotAnswer, HotCall, HotRoute
 
 router = APIRouter(prefix="/v1/config", tags=["config"])
 
@@ -96,6 +105,30 @@ async def get_key(
         return Response(status_code=304, headers=_cached_headers(etag))
     body = await service.entry_body(namespace, key, state.version)
     return Response(body, media_type=JSON, headers=_cached_headers(etag))
+
+
+_valid_namespace = TypeAdapter(Namespace).validate_python
+_valid_key = TypeAdapter(Key).validate_python
+
+
+async def _get_key_hot(call: HotCall) -> object:
+    """:func:`get_key` on the kit's fast path (token checked); conditional GETs and bad names go to FastAPI."""
+    service = getattr(call.state, "config", None)
+    if service is None or call.header(b"if-none-match") is not None:
+        return FALLBACK
+    namespace, key = call.params["namespace"], call.params["key"]
+    try:
+        _valid_namespace(namespace)
+        _valid_key(key)
+    except ValidationError:
+        return FALLBACK  # FastAPI answers the 422
+    state = service.current(namespace, key)
+    body = await service.entry_body(namespace, key, state.version)
+    return HotAnswer(body, headers=((b"etag", key_etag(state.version).encode()), (b"cache-control", b"no-cache")))
+
+
+#: The fast path of ``GET /v1/config/{namespace}/{key}`` (see sandbox.services.kit.hot).
+HOT = HotRoute("GET", "/v1/config/{namespace}/{key}", _get_key_hot)
 
 
 @router.put(

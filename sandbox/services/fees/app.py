@@ -102,6 +102,7 @@ def create_app(settings: FeesSettings | None = None, kit: KitSettings | None = N
         title="fees-service",
         description="Fee schedules, 30-day volume tiers and fee estimates.",
         routers=[routes_schedules.router, routes_fills.router, routes_accounts.router, routes_estimate.router],
+        hot_routes=[routes_estimate.HOT],
         database_url=settings.database_url,
         migrations=MIGRATIONS,
         on_startup=[start],

@@ -33,7 +33,8 @@ from sandbox.services.kit.health import ReadinessCheck, health_router
 from sandbox.services.kit.kafka import KafkaProducer
 from sandbox.services.kit.logs import configure_logging
 from sandbox.services.kit.metrics import AppMetrics
-from sandbox.services.kit.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from sandbox.services.kit.hot import HotRoute, HotRoutes
+from sandbox.services.kit.middleware import RequestContextMiddleware
 from sandbox.services.kit.settings import KitSettings
 from sandbox.services.kit.tracing import HTTPX_HOOKS, build_tracing
 
@@ -85,10 +86,13 @@ def create_service_app(
     settings: Any = None,
     version: str = "0.1.0",
     description: str = "",
+    hot_routes: Sequence[HotRoute] = (),
 ) -> FastAPI:
     """A FastAPI app with the kit's lifespan, middlewares, error bodies, ``/healthz`` and ``/metrics``.
 
     ``settings`` (extension) is stored as ``app.state.settings`` for the ``AppSettings`` dependency.
+    ``hot_routes`` (extension): endpoints whose happy path skips FastAPI's per-request machinery
+    (:mod:`sandbox.services.kit.hot`); each must also be a route of ``routers``.
     """
     configure_logging(kit.service_name, kit.log_level)
 
@@ -171,7 +175,9 @@ def create_service_app(
 
     for router in routers:
         app.include_router(router)
-    # Added last = outermost: request id and metrics see every response, 413s included.
-    app.add_middleware(BodyLimitMiddleware, max_bytes=kit.max_body_bytes)
-    app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics, tracing=app.state.tracing)
+    # One layer (each costs CPU on every request): request id, metrics and traces see every response,
+    # 413s included; the body limit and the hot routes sit inside them.
+    app.state.hot_routes = HotRoutes(hot_routes, kit.max_body_bytes) if hot_routes else None
+    app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics, tracing=app.state.tracing,
+                       max_bytes=kit.max_body_bytes, hot=app.state.hot_routes)
     return app

@@ -4,10 +4,11 @@ Access tokens are JWTs signed EdDSA (Ed25519) by auth-service with a ``kid``
 header. Verification is local: :class:`TokenVerifier` fetches the JWKS once,
 refetches on an unknown ``kid`` (rate-limited), and keeps a bounded LRU of
 verified tokens so the hot path skips the signature check. Revocation is
-*not* cached: every request does one ``EXISTS auth:session:{sid}`` on the
-session Redis (pipelined with the other requests of the same event-loop tick,
-over a bare RESP connection), so a logout is seen by every service on the next
-request.
+checked on every request: whether ``auth:session:{sid}`` exists comes from a
+local cache that the session Redis invalidates itself (client tracking, see
+:mod:`sandbox.services.kit.sessions` for the guarantees), else from one ``PTTL``
+pipelined with the other requests of the same event-loop tick; a logout is
+seen by every service on the next request.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -26,6 +27,7 @@ from fastapi import params as fastapi_params
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from sandbox.services.kit.errors import ServiceError
+from sandbox.services.kit.sessions import TrackedSessions
 from sandbox.services.kit.settings import KitSettings
 from sandbox.services.kit.tracing import HTTPX_HOOKS
 
@@ -188,179 +190,16 @@ class TokenVerifier:
         return principal
 
 
-class _ExistsProtocol(asyncio.Protocol):
-    """One plain-TCP connection to the session Redis answering pipelined ``EXISTS`` (RESP2 integer replies).
-
-    Commands are written back to back and their replies matched in order, with no
-    per-command client machinery: the session check is on every authenticated
-    request, and redis-py's asyncio client costs several times the exchange itself.
-    """
-
-    def __init__(self) -> None:
-        self.transport: asyncio.Transport | None = None
-        self.waiters: deque[asyncio.Future[Any]] = deque()
-        self.buffer = b""
-        self.lost: Exception | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-
-    def data_received(self, data: bytes) -> None:
-        buffer = self.buffer + data if self.buffer else data
-        start = 0
-        while True:
-            end = buffer.find(b"\r\n", start)
-            if end < 0:
-                break
-            line, start = buffer[start:end], end + 2
-            if not self.waiters:
-                self.fail(ConnectionError("session Redis sent an unexpected reply"))
-                return
-            fut = self.waiters.popleft()
-            kind = line[:1]
-            if kind == b":":
-                value: Any = int(line[1:])
-            elif kind == b"+":
-                value = line[1:].decode()
-            elif kind == b"-":
-                value = ResponseError(line[1:].decode(errors="replace"))
-            else:  # bulk or aggregate replies never answer EXISTS, AUTH or SELECT
-                self.fail(ConnectionError(f"session Redis sent an unexpected reply type {kind!r}"))
-                return
-            if not fut.done():
-                if isinstance(value, Exception):
-                    fut.set_exception(value)
-                else:
-                    fut.set_result(value)
-        self.buffer = buffer[start:]
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.fail(ConnectionError(f"session Redis connection lost: {exc or 'closed by peer'}"))
-
-    def fail(self, exc: Exception) -> None:
-        """Fail every pending command and close (the next check reconnects)."""
-        self.lost = self.lost or exc
-        while self.waiters:
-            fut = self.waiters.popleft()
-            if not fut.done():
-                fut.set_exception(exc)
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.close()
-
-
-def _command(*parts: str) -> bytes:
-    out = [b"*%d\r\n" % len(parts)]
-    for part in parts:
-        raw = part.encode()
-        out.append(b"$%d\r\n%s\r\n" % (len(raw), raw))
-    return b"".join(out)
-
-
-class ResponseError(Exception):
-    """The session Redis answered a command with an error."""
-
-
-class RawExists:
-    """``EXISTS`` for many keys in one write over one lazily (re)connected plain-TCP connection."""
-
-    def __init__(self, host: str, port: int, *, db: int = 0, username: str | None = None,
-                 password: str | None = None, connect_timeout: float = 2.0, timeout: float = 5.0) -> None:
-        """Where the session Redis is and how to log in; timeouts in seconds (each reply within ``timeout``)."""
-        self.host, self.port, self.db = host, port, db
-        self.username, self.password = username, password
-        self.connect_timeout, self.timeout = connect_timeout, timeout
-        self._proto: _ExistsProtocol | None = None
-        self._connecting: asyncio.Future[_ExistsProtocol] | None = None
-
-    @classmethod
-    def for_client(cls, redis: Any) -> RawExists | None:
-        """The raw client for a plain ``redis.asyncio.Redis`` over TCP, else ``None`` (TLS, sockets, fakes)."""
-        from redis.asyncio.connection import Connection
-
-        pool = getattr(redis, "connection_pool", None)
-        if pool is None or getattr(pool, "connection_class", None) is not Connection:
-            return None
-        kw = pool.connection_kwargs
-        if "host" not in kw:
-            return None
-        return cls(kw["host"], int(kw.get("port", 6379)), db=int(kw.get("db", 0) or 0), username=kw.get("username"),
-                   password=kw.get("password"), connect_timeout=float(kw.get("socket_connect_timeout") or 2.0),
-                   timeout=float(kw.get("socket_timeout") or 5.0))
-
-    async def _connected(self) -> _ExistsProtocol:
-        proto = self._proto
-        if proto is not None and proto.lost is None:
-            return proto
-        if self._connecting is None:
-            self._connecting = asyncio.ensure_future(self._connect())
-        try:
-            return await asyncio.shield(self._connecting)
-        finally:
-            if self._connecting is not None and self._connecting.done():
-                self._connecting = None
-
-    async def _connect(self) -> _ExistsProtocol:
-        loop = asyncio.get_running_loop()
-        _, proto = await asyncio.wait_for(
-            loop.create_connection(_ExistsProtocol, self.host, self.port), self.connect_timeout)
-        setup: list[bytes] = []
-        if self.password:
-            setup.append(_command("AUTH", *([self.username] if self.username else []), self.password))
-        if self.db:
-            setup.append(_command("SELECT", str(self.db)))
-        if setup:
-            waiters = [loop.create_future() for _ in setup]
-            proto.waiters.extend(waiters)
-            assert proto.transport is not None
-            proto.transport.write(b"".join(setup))
-            try:
-                await asyncio.wait_for(asyncio.gather(*waiters), self.timeout)
-            except BaseException:
-                proto.fail(ConnectionError("session Redis refused the login or database selection"))
-                raise
-        self._proto = proto
-        return proto
-
-    async def exists(self, keys: list[str]) -> list[int]:
-        """``EXISTS key`` for each key, in order (one write, replies pipelined)."""
-        proto = await self._connected()
-        loop = asyncio.get_running_loop()
-        waiters = [loop.create_future() for _ in keys]
-        proto.waiters.extend(waiters)
-        assert proto.transport is not None
-        proto.transport.write(b"".join(
-            b"*2\r\n$6\r\nEXISTS\r\n$%d\r\n%s\r\n" % (len(raw), raw) for raw in (k.encode() for k in keys)))
-        last = waiters[-1]
-        timer = loop.call_later(self.timeout, _expire, proto, last, self.timeout)
-        try:
-            return [await w for w in waiters]
-        finally:
-            timer.cancel()
-            for w in waiters:  # one failure fails them all: retrieve every exception, not only the first
-                if w.done() and not w.cancelled():
-                    w.exception()
-
-    def close(self) -> None:
-        """Close the connection (a later call reconnects)."""
-        if self._proto is not None:
-            self._proto.fail(ConnectionError("session checker closed"))
-            self._proto = None
-
-
-def _expire(proto: _ExistsProtocol, last: asyncio.Future[Any], timeout: float) -> None:
-    if not last.done():
-        proto.fail(TimeoutError(f"session Redis did not answer within {timeout:g} s"))
-
-
 class SessionChecker:
-    """``await live(sid)``: one ``EXISTS auth:session:{sid}`` per call, never cached.
+    """``await live(sid)``: does ``auth:session:{sid}`` exist right now?
 
-    Checks issued in the same event-loop tick are sent as one pipeline (one
-    write, one read) instead of one round trip each. Over a plain TCP
-    ``redis.asyncio`` client the commands go through :class:`RawExists` (a bare
-    RESP exchange on its own connection); any other client (TLS, Unix socket,
-    a test double) is used through its own ``exists``/``pipeline``, where a lone
-    request is a plain EXISTS.
+    Over a plain TCP ``redis.asyncio`` client the answer comes from
+    :class:`~sandbox.services.kit.sessions.TrackedSessions` (``self.raw``): a
+    local cache of live sessions that Redis invalidates itself (client tracking),
+    else one ``PTTL`` on a bare RESP3 connection of its own. Any other client
+    (TLS, Unix socket, a test double) is asked every time through its own
+    ``exists``/``pipeline``. Checks issued in the same event-loop tick are sent
+    as one pipeline (one write, one read) instead of one round trip each.
     """
 
     MAX_BATCH = 64
@@ -368,15 +207,18 @@ class SessionChecker:
     def __init__(self, redis: Any) -> None:
         """``redis`` is the session Redis (redis.asyncio)."""
         self.redis = redis
-        self.raw = RawExists.for_client(redis)
+        self.raw = TrackedSessions.for_client(redis)
         self._pending: list[tuple[str, asyncio.Future[bool]]] = []
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def live(self, sid: str) -> bool:
         """Whether session ``sid`` exists right now."""
+        key = session_key(sid)
+        if self.raw is not None and self.raw.cached(key):
+            return True
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[bool] = loop.create_future()
-        self._pending.append((session_key(sid), fut))
+        self._pending.append((key, fut))
         if len(self._pending) == 1:
             loop.call_soon(self._flush)
         elif len(self._pending) >= self.MAX_BATCH:
@@ -396,11 +238,12 @@ class SessionChecker:
             if self.raw is not None:
                 keys = [key for key, _ in batch]
                 try:
-                    results = await self.raw.exists(keys)
+                    ttls = await self.raw.pttl(keys)
                 except TimeoutError:
                     raise
                 except OSError:  # a dropped connection (Redis restarted): reconnect once, as redis-py retries
-                    results = await self.raw.exists(keys)
+                    ttls = await self.raw.pttl(keys)
+                results = [ttl != -2 for ttl in ttls]
             elif len(batch) == 1:
                 results = [await self.redis.exists(batch[0][0])]
             else:

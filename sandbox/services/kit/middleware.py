@@ -1,4 +1,5 @@
-"""Pure ASGI middlewares (cheap on the hot path): request id + metrics, body-size limit."""
+"""Pure ASGI middlewares (cheap on the hot path): request id + metrics + body-size limit + hot routes
+in one layer (each layer costs CPU on every request), and the body limit alone for other apps."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from sandbox.services.kit.hot import HotRoutes
 from sandbox.services.kit.logs import request_id_var
 from sandbox.services.kit.metrics import AppMetrics, method_label, route_template
 from sandbox.services.kit.tracing import EXCLUDED_PATHS, Tracing, extract_context
@@ -55,13 +57,20 @@ def new_request_id() -> str:
 
 class RequestContextMiddleware:
     """Sets the request id (in and out as X-Request-ID), records HTTP metrics by route template and,
-    when tracing is on, wraps the request in a SERVER span (not ``/healthz`` nor ``/metrics``)."""
+    when tracing is on, wraps the request in a SERVER span (not ``/healthz`` nor ``/metrics``).
 
-    def __init__(self, app: ASGIApp, metrics: AppMetrics, tracing: Tracing | None = None) -> None:
+    With ``max_bytes`` it also applies :class:`BodyLimitMiddleware`'s limit (same answers), and with
+    ``hot`` it serves the app's hot routes (:mod:`sandbox.services.kit.hot`) inside all of the above.
+    """
+
+    def __init__(self, app: ASGIApp, metrics: AppMetrics, tracing: Tracing | None = None,
+                 max_bytes: int | None = None, hot: HotRoutes | None = None) -> None:
         """Wrap ``app``; observations go to ``metrics``, spans to ``tracing`` (None: no spans)."""
         self.app = app
         self.metrics = metrics
         self.tracing = tracing
+        self.max_bytes = max_bytes
+        self.hot = hot
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Handle one ASGI call."""
@@ -109,7 +118,24 @@ class RequestContextMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_wrapper)
+            if self.max_bytes is not None:
+                refused = _declared_size_refused(scope, self.max_bytes)
+                if refused is not None:
+                    await _send_error(send_wrapper, *refused)
+                    return status
+                receive = _limited(receive, self.max_bytes)
+            hot = self.hot
+            if hot is None:
+                await self.app(scope, receive, send_wrapper)
+            elif (learned := hot.lookup(scope)) is not None:
+                fallback = await hot.serve(learned, scope, receive, send_wrapper)
+                if fallback is not None:
+                    await self.app(scope, fallback, send_wrapper)
+            else:
+                candidate = hot.candidate(scope)
+                await self.app(scope, receive, send_wrapper)
+                if candidate is not None:
+                    hot.learn(scope, *candidate)
         finally:
             self.metrics.observe(
                 method_label(scope["method"]), route_template(scope), status, time.perf_counter() - started
@@ -139,32 +165,41 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        for name, value in scope.get("headers", []):
-            if name == b"content-length":
-                try:
-                    declared = int(value)
-                except ValueError:
-                    await _send_error(send, 400, "bad_request", "invalid Content-Length header")
-                    return
-                if declared > self.max_bytes:
-                    await _send_error(
-                        send, 413, "request_entity_too_large", f"request body larger than {self.max_bytes} bytes"
-                    )
-                    return
-                break
-        received = 0
-        limit = self.max_bytes
+        refused = _declared_size_refused(scope, self.max_bytes)
+        if refused is not None:
+            await _send_error(send, *refused)
+            return
+        await self.app(scope, _limited(receive, self.max_bytes), send)
 
-        async def limited_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    raise BodyTooLarge(limit)
-            return message
 
-        await self.app(scope, limited_receive, send)
+def _declared_size_refused(scope: Scope, max_bytes: int) -> tuple[int, str, str] | None:
+    """(status, code, message) when the Content-Length header is invalid or over ``max_bytes``."""
+    for name, value in scope.get("headers", []):
+        if name == b"content-length":
+            try:
+                declared = int(value)
+            except ValueError:
+                return 400, "bad_request", "invalid Content-Length header"
+            if declared > max_bytes:
+                return 413, "request_entity_too_large", f"request body larger than {max_bytes} bytes"
+            return None
+    return None
+
+
+def _limited(receive: Receive, limit: int) -> Receive:
+    """``receive`` raising :class:`BodyTooLarge` once the streamed body exceeds ``limit``."""
+    received = 0
+
+    async def limited_receive() -> Message:
+        nonlocal received
+        message = await receive()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > limit:
+                raise BodyTooLarge(limit)
+        return message
+
+    return limited_receive
 
 
 async def _send_error(send: Send, status: int, code: str, message: str) -> None:

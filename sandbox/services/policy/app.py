@@ -90,6 +90,7 @@ def create_app(settings: PolicySettings | None = None, kit: KitSettings | None =
         title="policy-service",
         description="Venue policy checks for an order, listing every violation with a stable code.",
         routers=[routes_check.router, routes_rules.router, routes_reference.router],
+        hot_routes=[routes_check.HOT],
         database_url=settings.database_url,
         migrations=MIGRATIONS,
         on_startup=[start],

@@ -182,6 +182,7 @@ def create_app(settings: RiskSettings | None = None, kit: KitSettings | None = N
         title="risk-service",
         description="Pre-trade risk checks, positions and P&L from fills, per-account kill switch.",
         routers=ROUTERS,
+        hot_routes=[routes_check.HOT],
         database_url=settings.compliance_database_url,
         migrations=COMPLIANCE,
         nats_url=settings.nats_url,

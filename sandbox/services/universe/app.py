@@ -97,6 +97,7 @@ def create_app(settings: UniverseSettings | None = None, kit: KitSettings | None
         title="universe-service",
         description="Tradable instruments synced from the venue's AssetPairs, with approvals and an audit trail.",
         routers=[routes_instruments.router, routes_sync.router, routes_market_caps.router],
+        hot_routes=[routes_instruments.HOT],
         database_url=settings.database_url,
         migrations=MIGRATIONS,
         on_startup=[_start],

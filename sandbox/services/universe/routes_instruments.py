@@ -16,6 +16,7 @@ from fastapi.responses import Response
 
 from sandbox.services.kit.auth import CurrentPrincipal, Principal, require_roles
 from sandbox.services.kit.errors import ServiceError
+from sandbox.services.kit.hot import FALLBACK, HotCall, HotRoute
 from sandbox.services.universe import repository
 from sandbox.services.universe.cache import MAX_NAME, Snapshot, to_public
 from sandbox.services.universe.models import (
@@ -155,3 +156,16 @@ async def get_instrument(symbol: Symbol, universe: Universe, _who: CurrentPrinci
     """One instrument by wsname, altname, pair key or alias."""
     snap = universe.snapshot
     return Response(snap.json[_key(snap, symbol)], media_type=JSON)
+
+
+async def _get_instrument_hot(call: HotCall) -> object:
+    """:func:`get_instrument` on the kit's fast path (token already checked)."""
+    universe = getattr(call.state, "universe", None)
+    if universe is None:
+        return FALLBACK  # starting: FastAPI answers the 503
+    snap = universe.snapshot
+    return snap.json[_key(snap, call.params["symbol"])]
+
+
+#: The fast path of ``GET /v1/instruments/{symbol:path}`` (see sandbox.services.kit.hot).
+HOT = HotRoute("GET", "/v1/instruments/{symbol:path}", _get_instrument_hot)

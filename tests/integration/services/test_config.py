@@ -158,6 +158,10 @@ def test_etag_and_if_none_match(config: Any, admin_token: str, make_user: Callab
     first = httpx.get(url, headers=bearer(trader), timeout=5)
     etag = first.headers["ETag"]
     assert first.status_code == 200 and etag == '"1"'
+    again = httpx.get(url, headers=bearer(trader), timeout=5)  # the kit's hot route now: the same answer
+    assert (again.status_code, again.content) == (first.status_code, first.content)
+    assert [(k, v) for k, v in again.headers.items() if k not in ("x-request-id", "date")] == \
+        [(k, v) for k, v in first.headers.items() if k not in ("x-request-id", "date")]
     cached = httpx.get(url, headers={**bearer(trader), "If-None-Match": etag}, timeout=5)
     assert cached.status_code == 304 and cached.content == b"" and cached.headers["ETag"] == etag
     weak = httpx.get(url, headers={**bearer(trader), "If-None-Match": f'"9", W/{etag}'}, timeout=5)

@@ -201,6 +201,7 @@ def test_session_checks_over_bare_resp_follow_the_store_and_its_database(redis_s
             assert answers == [i % 2 == 0 for i in range(40)]
             assert await checker.live("raw-other") is False  # another database's session is not this one's
             await sessions.delete(session_key("raw-0"))
+            await sessions.ping()  # what auth-service does after a revocation (SessionStore.flushed)
             assert await checker.live("raw-0") is False  # revocation is seen on the next check
             checker.close()
             assert await checker.live("raw-2") is True  # reconnects after a close
@@ -208,5 +209,64 @@ def test_session_checks_over_bare_resp_follow_the_store_and_its_database(redis_s
         finally:
             await sessions.aclose()
             await other.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_live_sessions_are_cached_until_redis_invalidates_them_or_they_expire(redis_server: Any) -> None:
+    """The session cache (client tracking): hits skip Redis; a delete, an expiry, a flush or a lost connection
+    ends them, and a revocation is seen by the first check after the revoker's next reply."""
+    from sandbox.services.kit.app import redis_client
+    from sandbox.services.kit.auth import SessionChecker, session_key
+
+    base = redis_server.url.rsplit("/", 1)[0]
+
+    async def scenario() -> None:
+        sessions = redis_client(f"{base}/7")
+        try:
+            await sessions.set(session_key("c-1"), "1")
+            await sessions.set(session_key("c-2"), "1", px=400)
+            checker = SessionChecker(sessions)
+            assert checker.raw is not None
+            assert await checker.live("c-1") and await checker.live("c-2") and not await checker.live("c-none")
+            assert checker.raw.tracking and checker.raw.cache_size == 2  # misses are never cached
+            info = await sessions.info("commandstats")
+            calls = info.get("cmdstat_pttl", {}).get("calls", 0)
+            for _ in range(50):
+                assert await checker.live("c-1")
+            info = await sessions.info("commandstats")
+            assert info["cmdstat_pttl"]["calls"] == calls  # answered from the cache
+            # revocation: the push Redis sent with the DEL is read before the next answer
+            for round_ in range(20):
+                sid = f"r-{round_}"
+                await sessions.set(session_key(sid), "1")
+                assert await checker.live(sid) and await checker.live(sid)
+                await sessions.delete(session_key(sid))
+                await sessions.ping()
+                assert await checker.live(sid) is False
+            # expiry: an entry never outlives the key's TTL, even before Redis deletes the key
+            await asyncio.sleep(0.45)
+            assert await checker.live("c-2") is False
+            # a flush empties the cache; so does a lost connection (pushes may have been missed)
+            assert await checker.live("c-1")
+            await sessions.flushdb()
+            await sessions.ping()
+            assert await checker.live("c-1") is False
+            await sessions.set(session_key("c-1"), "1")
+            assert await checker.live("c-1") and checker.raw.cache_size == 1
+            # bounded: past MAX_ENTRIES the cache starts over, answers stay right
+            checker.raw.MAX_ENTRIES = 4
+            for i in range(10):
+                await sessions.set(session_key(f"b-{i}"), "1")
+            assert all([await checker.live(f"b-{i}") for i in range(10)]) and checker.raw.cache_size <= 4
+            checker.raw.MAX_ENTRIES = 100_000
+            assert await checker.live("c-1") and checker.raw.cached(session_key("c-1"))
+            await sessions.client_kill_filter(_type="normal", skipme=True)
+            await asyncio.sleep(0.05)
+            await sessions.delete(session_key("c-1"))
+            assert await checker.live("c-1") is False
+            checker.close()
+        finally:
+            await sessions.aclose()
 
     asyncio.run(scenario())
