@@ -1,7 +1,7 @@
 """Orders per second and latency of one oms-service replica, on loopback, bounded in count and time.
 
 Run: ``.venv/bin/python benchmarks/oms_orders.py [--rate 100] [--seconds 10] [--checks risk,fees]
-[--cpu-m 200] [--max-concurrency 16] [--pyspy FILE]``
+[--cpu-m 200] [--max-concurrency 16] [--pyspy FILE] [--cpu-sample FILE]``
 
 Starts embedded PostgreSQL, Redis, NATS and Kafka (Tansu), auth-service, the
 trading venue (``sandbox.venue.trading`` with rate limits off, a deep synthetic
@@ -25,8 +25,13 @@ Two phases:
 
 Reported for each: orders/s, p50/p99/max latency, answer statuses, and the OMS
 process's CPU time per order (from /proc), which gives the orders/s a 200m
-quota allows (0.2 s / CPU per order). The load generator is a minimal
-keep-alive HTTP/1.1 client on asyncio streams. Everything binds 127.0.0.1 and
+quota allows (0.2 s / CPU per order), split by OMS thread (the event loop,
+librdkafka's threads...) with the kernel's share. Under a CPU quota, wall-clock
+profilers (py-spy, cProfile's default timer) charge the throttled pauses to
+whatever was running, mostly socket writes: ``--cpu-sample`` samples the OMS's
+Python stacks per millisecond of CPU time instead (collapsed stacks, as py-spy's
+raw format), ``--profile`` uses cProfile with the thread's CPU clock. The
+load generator is a minimal keep-alive HTTP/1.1 client on asyncio streams. Everything binds 127.0.0.1 and
 is stopped by PID before exit; nothing is asserted.
 """
 
@@ -55,18 +60,65 @@ sys.path.insert(0, str(REPO))
 
 ASSETPAIRS = REPO / "fixtures" / "kraken" / "assetpairs.json"
 PROFILED = """
-import cProfile, signal, sys
+import cProfile, signal, sys, time
 from sandbox.services.kit.run import run
 from sandbox.services.oms.app import create_app
 # uvicorn re-raises SIGTERM after its graceful shutdown: exit normally so the profile is written
 signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-profiler = cProfile.Profile()
+# The event loop thread's CPU time, not wall time: under a CPU quota the throttled pauses
+# would otherwise be charged to whatever call was running (mostly socket writes).
+profiler = cProfile.Profile(time.thread_time)
 profiler.enable()
 try:
     run(create_app)
 finally:
     profiler.disable()
     profiler.dump_stats(sys.argv[1])
+"""
+CPU_SAMPLED = """
+import collections, gc, json, signal, sys, time
+from sandbox.services.kit.run import run
+from sandbox.services.oms.app import create_app
+# A CPU-time sampler: ITIMER_PROF fires per millisecond of the process's CPU time (never while it
+# waits or is throttled), and the handler records the main thread's Python stack at that moment.
+# Garbage collections are counted and timed per generation too (a full one stalls the event loop).
+stacks = collections.Counter()
+collections_ = {"0": [0, 0.0], "1": [0, 0.0], "2": [0, 0.0]}
+started = [0.0]
+
+def on_gc(phase, info):
+    if phase == "start":
+        started[0] = time.thread_time()
+    else:
+        entry = collections_[str(info["generation"])]
+        entry[0] += 1
+        entry[1] += (time.thread_time() - started[0]) * 1000
+
+def sample(_signum, frame):
+    names = []
+    while frame is not None:
+        code = frame.f_code
+        names.append(f"{code.co_qualname} ({code.co_filename.rsplit('site-packages/', 1)[-1]}:{frame.f_lineno})")
+        frame = frame.f_back
+    stacks[";".join(reversed(names))] += 1
+
+def dump(*_):
+    signal.setitimer(signal.ITIMER_PROF, 0)
+    gc.callbacks.remove(on_gc)
+    with open(sys.argv[1], "w") as out:
+        out.writelines(f"{k} {v}\\n" for k, v in stacks.items())
+    with open(sys.argv[1] + ".gc.json", "w") as out:
+        json.dump({g: {"count": c, "cpu_ms": round(ms, 1)} for g, (c, ms) in collections_.items()}, out)
+
+def start(*_):
+    stacks.clear()
+    gc.callbacks.append(on_gc)
+    signal.setitimer(signal.ITIMER_PROF, 0.001, 0.001)
+
+signal.signal(signal.SIGPROF, sample)
+signal.signal(signal.SIGUSR1, dump)
+signal.signal(signal.SIGUSR2, start)
+run(create_app)
 """
 VENUE = """
 import sys, uvicorn
@@ -81,6 +133,34 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process so far (from /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def system_cpu_seconds(pid: int) -> float:
+    """System (kernel) CPU time of a process so far: its share tells syscalls from Python work."""
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[12]) / os.sysconf("SC_CLK_TCK")
+
+
+def thread_cpu_seconds(pid: int) -> dict[str, float]:
+    """CPU time so far of each of a process's threads, summed by thread name (``comm``).
+
+    Says where the per-order CPU goes that a Python profiler cannot see: librdkafka's
+    native threads, the default executor, the event loop's own thread.
+    """
+    totals: dict[str, float] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            raw = (task / "stat").read_text()
+        except OSError:  # the thread ended meanwhile
+            continue
+        name = raw[raw.index("(") + 1:raw.rindex(")")]
+        fields = raw.rsplit(")", 1)[1].split()
+        totals[name] = totals.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return totals
+
+
+def thread_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """Per-thread-name CPU seconds spent between two :func:`thread_cpu_seconds` readings."""
+    return {name: after[name] - before.get(name, 0.0) for name in after if after[name] - before.get(name, 0.0) > 0}
 
 
 # ---- processes --------------------------------------------------------------------------------
@@ -256,7 +336,7 @@ async def open_loop(client: Client, rate: float, seconds: float, pid: int) -> di
         states.append(doc.get("state", doc.get("error", "?")))
 
     total = int(rate * seconds)
-    cpu0 = cpu_seconds(pid)
+    cpu0, sys0, threads0 = cpu_seconds(pid), system_cpu_seconds(pid), thread_cpu_seconds(pid)
     start = time.perf_counter()
     tasks = []
     for i in range(total):
@@ -267,8 +347,11 @@ async def open_loop(client: Client, rate: float, seconds: float, pid: int) -> di
         tasks.append(asyncio.create_task(one(scheduled)))
     await asyncio.gather(*tasks)
     elapsed = time.perf_counter() - start
-    out = summarise(latencies, statuses, states, elapsed, cpu_seconds(pid) - cpu0)
+    cpu = cpu_seconds(pid) - cpu0
+    out = summarise(latencies, statuses, states, elapsed, cpu)
     out["errors"] = errors
+    out["system_share"] = (system_cpu_seconds(pid) - sys0) / cpu if cpu else float("nan")
+    out["threads"] = thread_delta(threads0, thread_cpu_seconds(pid))
     return out
 
 
@@ -288,10 +371,12 @@ async def closed_loop(client: Client, concurrency: int, seconds: float, pid: int
             statuses.append(status)
             states.append(doc.get("state", doc.get("error", "?")))
 
-    cpu0 = cpu_seconds(pid)
+    cpu0, threads0 = cpu_seconds(pid), thread_cpu_seconds(pid)
     start = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return summarise(latencies, statuses, states, time.perf_counter() - start, cpu_seconds(pid) - cpu0)
+    out = summarise(latencies, statuses, states, time.perf_counter() - start, cpu_seconds(pid) - cpu0)
+    out["threads"] = thread_delta(threads0, thread_cpu_seconds(pid))
+    return out
 
 
 def rss_mib(pid: int) -> float:
@@ -337,7 +422,10 @@ def main() -> None:
     parser.add_argument("--cpu-m", type=int, default=0, help="run the OMS under this CPU quota (e.g. 200)")
     parser.add_argument("--keep-logs", action="store_true", help="keep the log directory")
     parser.add_argument("--profile", help="write a cProfile of the OMS process to this file")
-    parser.add_argument("--pyspy", help="sample the OMS with py-spy during both phases (collapsed stacks to this file)")
+    parser.add_argument("--pyspy", help="sample the OMS with py-spy during both phases (collapsed stacks to this "
+                                        "file); only samples holding the GIL, so the stacks show CPU, not waiting")
+    parser.add_argument("--cpu-sample", help="sample the OMS's Python stacks per millisecond of CPU time during the "
+                                             "open loop (collapsed stacks to this file)")
     parser.add_argument("--strace", action="store_true", help="count the OMS's syscalls by kind in the open loop")
     parser.add_argument("--perf", action="store_true",
                         help="also count the OMS's instructions and syscalls per order (perf stat) in the open loop")
@@ -438,7 +526,8 @@ def main() -> None:
                 "OMS_SIMULATION_DATABASE_URL": pg.dsn("oms"), "OMS_KAFKA_BOOTSTRAP": kafka.bootstrap,
                 "OMS_NATS_URL": nats.url, "OMS_VENUE_URL": venue_url, "KRAKEN_CREDENTIALS_DIR": str(creds),
                 **upstream_env}, preexec=group.join if group is not None else None,
-                argv=[sys.executable, "-c", PROFILED, args.profile] if args.profile else None)
+                argv=[sys.executable, "-c", PROFILED, args.profile] if args.profile else
+                [sys.executable, "-c", CPU_SAMPLED, args.cpu_sample] if args.cpu_sample else None)
 
             async def run() -> None:
                 client = Client(oms_url, admin, size=max(64, args.max_concurrency))
@@ -447,12 +536,23 @@ def main() -> None:
                     await client.post()
                 await asyncio.sleep(1.0)
                 spy = subprocess.Popen([str(Path(sys.executable).with_name("py-spy")), "record", "-p", str(oms.pid), "-r",
-                                        "100", "-f", "raw", "-o", args.pyspy], stdout=subprocess.DEVNULL,
+                                        "100", "--gil", "-f", "raw", "-o", args.pyspy], stdout=subprocess.DEVNULL,
                                        stderr=subprocess.DEVNULL) if args.pyspy else None
                 perf = start_perf(oms.pid, root) if args.perf else None
                 tracer = subprocess.Popen(["strace", "-c", "-f", "-o", str(root / "strace.txt"), "-p", str(oms.pid)],
                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) if args.strace else None
+                if args.cpu_sample:
+                    Path(args.cpu_sample + ".gc.json").unlink(missing_ok=True)
+                    os.kill(oms.pid, signal.SIGUSR2)  # start sampling
                 results["open"] = await open_loop(client, args.rate, args.seconds, oms.pid)
+                if args.cpu_sample:
+                    os.kill(oms.pid, signal.SIGUSR1)  # stop and write the stacks
+                    gc_file = Path(args.cpu_sample + ".gc.json")
+                    for _ in range(50):
+                        if gc_file.exists():
+                            results["gc"] = json.loads(gc_file.read_text())
+                            break
+                        await asyncio.sleep(0.1)
                 if perf is not None:
                     results["perf"] = stop_perf(perf, root)
                 if tracer is not None:
@@ -517,6 +617,11 @@ def main() -> None:
               f"{r['max_ms']:>8.1f} {r['cpu_us_per_order']:>17.0f} {at_200m:>15.0f}")
         print(f"{'':<22} statuses {r['statuses']} states {r['states']}" + (
             f" transport errors {r['errors']}" if r.get("errors") else ""))
+        if r.get("threads") and r["orders"]:
+            by_thread = sorted(r["threads"].items(), key=lambda kv: -kv[1])
+            print(f"{'':<22} CPU us/order by OMS thread: " + ", ".join(
+                f"{name} {cpu / r['orders'] * 1e6:.0f}" for name, cpu in by_thread) + (
+                f"; kernel share {r['system_share']:.0%}" if "system_share" in r else ""))
     perf = results.get("perf")
     if perf and results.get("open"):
         n = max(results["open"]["orders"], 1)
@@ -524,6 +629,9 @@ def main() -> None:
             f"{name} {value / n:,.0f}" for name, value in perf.items()))
     if results.get("strace"):
         print(results["strace"])
+    if results.get("gc"):
+        print("OMS garbage collections in the open loop (generation: count, CPU ms): " + ", ".join(
+            f"{g}: {v['count']}, {v['cpu_ms']:.1f}" for g, v in results["gc"].items()))
     print(f"executions feed: {results.get('feed')}; OMS resident memory after the load: "
           f"{results.get('rss_mib', float('nan')):.0f} MiB")
     for line in results.get("events", []):

@@ -68,4 +68,5 @@ def create_app(settings: OmsSettings | None = None, kit: KitSettings | None = No
         on_shutdown=[stop],
         readiness=[startup_reconciled, instruments],
         settings=settings,
+        hot_routes=[routes_orders.HOT],
     )

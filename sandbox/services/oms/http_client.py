@@ -83,10 +83,6 @@ class _Connection(asyncio.Protocol):
         self._headers = {}
         self._body = []
 
-    def on_header(self, name: bytes, value: bytes) -> None:
-        """httptools: one header."""
-        self._headers[name.decode("latin-1").lower()] = value.decode("latin-1")
-
     def on_body(self, body: bytes) -> None:
         """httptools: a body chunk."""
         self._body.append(body)
@@ -115,22 +111,43 @@ class _Connection(asyncio.Protocol):
         """Write ``payload`` and wait for the whole response."""
         assert self.transport is not None
         loop = asyncio.get_running_loop()
-        self.waiter = loop.create_future()
+        waiter = self.waiter = loop.create_future()
         self._received = False
         self.transport.write(payload)
+        # A timer rather than asyncio.wait_for, which wraps every exchange in more futures and callbacks.
+        timer = loop.call_later(timeout, self._time_out, waiter, timeout)
         try:
-            return await asyncio.wait_for(self.waiter, timeout)
-        except asyncio.TimeoutError:
+            return await waiter
+        finally:
+            timer.cancel()
+
+    def _time_out(self, waiter: asyncio.Future[HttpResponse], timeout: float) -> None:
+        if waiter is self.waiter and not waiter.done():
+            self._fail(HttpError(f"no response within {timeout:g} s", sent=True))
             self.close()
-            raise HttpError(f"no response within {timeout:g} s", sent=True) from None
+
+
+class _HeaderConnection(_Connection):
+    """A connection that also collects the response headers.
+
+    httptools calls ``on_header`` (a Python call per header) only when the
+    protocol has it, so connections whose callers read no header leave it out.
+    """
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        """httptools: one header."""
+        self._headers[name.decode("latin-1").lower()] = value.decode("latin-1")
 
 
 class HttpPool:
     """Keep-alive connections to one origin (``http://host:port``), at most ``max_connections`` at once."""
 
     def __init__(self, base_url: str, *, max_connections: int = 64, timeout: float = 5.0,
-                 connect_timeout: float = 2.0) -> None:
-        """``base_url`` is ``http://host[:port][/prefix]``; paths given to :meth:`request` are appended."""
+                 connect_timeout: float = 2.0, headers: bool = True) -> None:
+        """``base_url`` is ``http://host[:port][/prefix]``; paths given to :meth:`request` are appended.
+
+        ``headers``: False leaves :attr:`HttpResponse.headers` empty (the order path reads status and body only).
+        """
         parts = urlsplit(base_url)
         if parts.scheme != "http" or not parts.hostname:
             raise ValueError(f"only http:// URLs are supported, got {base_url!r}")
@@ -143,12 +160,13 @@ class HttpPool:
         self._idle: deque[_Connection] = deque()
         self._slots = asyncio.Semaphore(max_connections)
         self._closed = False
+        self._protocol: type[_Connection] = _HeaderConnection if headers else _Connection
 
     async def _connect(self) -> _Connection:
         loop = asyncio.get_running_loop()
         try:
             _, conn = await asyncio.wait_for(
-                loop.create_connection(_Connection, self.host, self.port), self.connect_timeout
+                loop.create_connection(self._protocol, self.host, self.port), self.connect_timeout
             )
         except (OSError, asyncio.TimeoutError) as exc:
             raise HttpError(f"cannot connect to {self.host}:{self.port}: {exc or 'timeout'}", sent=False) from None

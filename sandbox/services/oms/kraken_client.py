@@ -30,7 +30,6 @@ import base64
 import binascii
 import hashlib
 import hmac
-import json
 import logging
 import re
 import time
@@ -40,6 +39,7 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import quote_plus
 
+from sandbox.services.oms import jsondecimal
 from sandbox.services.oms.http_client import HttpError, HttpPool
 
 log = logging.getLogger("sandbox.services.oms.kraken")
@@ -181,7 +181,8 @@ class KrakenClient:
         base64.b64decode(api_secret, validate=True)  # fail early (ValueError) on a malformed secret
         self._key = api_key
         self._secret = api_secret
-        self._pool = pool or HttpPool(base_url, max_connections=max(2, max_in_flight), timeout=timeout)
+        self._pool = pool or HttpPool(base_url, max_connections=max(2, max_in_flight), timeout=timeout,
+                                      headers=False)
         self._in_flight = asyncio.Semaphore(max_in_flight)
         self.retries = retries
         self.backoff_s = backoff_s
@@ -226,7 +227,7 @@ class KrakenClient:
         if resp.status != 200:
             raise KrakenTransportError(f"{method}: HTTP {resp.status}")
         try:
-            doc = json.loads(resp.body, parse_float=Decimal)
+            doc = jsondecimal.loads(resp.body)
         except ValueError:
             raise KrakenTransportError(f"{method}: the answer is not JSON") from None
         if not isinstance(doc, dict) or not isinstance(doc.get("error", []), list):

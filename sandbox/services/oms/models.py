@@ -43,6 +43,9 @@ def plain(value: Decimal) -> str:
 
 def _places(value: Decimal) -> Decimal:
     """At most 18 significant decimal places (trailing zeros do not count)."""
+    exponent = value.as_tuple().exponent
+    if isinstance(exponent, int) and -exponent <= MAX_PLACES:
+        return value  # within the limit as written: no need to strip trailing zeros (normalize is slow)
     exponent = value.normalize().as_tuple().exponent
     if isinstance(exponent, int) and -exponent > MAX_PLACES:
         raise ValueError(f"at most {MAX_PLACES} decimal places")

@@ -1,6 +1,13 @@
 """``/v1/orders``: place, read, list and cancel orders.
 
 Writes: trader, service (admin passes every check). Reads: also viewer and risk-officer.
+
+``POST /v1/orders`` also has a fast path (:data:`HOT`, see :mod:`sandbox.services.kit.hot`):
+with a valid token of a writer and a valid JSON body it is answered without FastAPI's
+routing, dependency tree and response re-validation, which cost about 15% of the
+OMS's CPU per order. Anything else (errors included) is answered by :func:`place_order`.
+Both paths place through :meth:`OrderService.place` and answer with the same status,
+headers and body (:func:`placed_answer`).
 """
 
 from __future__ import annotations
@@ -8,11 +15,13 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Response
+from pydantic import TypeAdapter
 
 from sandbox.services.kit.auth import Principal, require_roles
-from sandbox.services.kit.errors import ServiceError
-from sandbox.services.oms import store
 from sandbox.services.kit.decimal_json import DecimalRoute
+from sandbox.services.kit.errors import ServiceError
+from sandbox.services.kit.hot import FALLBACK, HotAnswer, HotCall, HotRoute
+from sandbox.services.oms import store
 from sandbox.services.oms.models import (
     ACCOUNT_PATTERN,
     ORDER_ID_PATTERN,
@@ -24,11 +33,13 @@ from sandbox.services.oms.models import (
     OrderPublic,
     StateName,
 )
-from sandbox.services.oms.runtime import Oms
+from sandbox.services.oms.orders import Placed
+from sandbox.services.oms.runtime import Oms, OmsRuntime
 
 router = APIRouter(prefix="/v1/orders", tags=["orders"], route_class=DecimalRoute)
 
-Trader = Annotated[Principal, Depends(require_roles("trader", "service"))]
+WRITERS = ("trader", "service")
+Trader = Annotated[Principal, Depends(require_roles(*WRITERS))]
 Reader = Annotated[Principal, Depends(require_roles("trader", "service", "viewer", "risk-officer"))]
 OrderId = Annotated[str, Path(pattern=ORDER_ID_PATTERN, description="The OMS order id (a UUID).")]
 _ERRORS = {404: {"description": "order_not_found"}}
@@ -40,16 +51,51 @@ _ERRORS = {404: {"description": "order_not_found"}}
                                                                    "resolved (state pending_new)"},
                         409: {"description": "duplicate_in_flight"},
                         503: {"description": "instruments_unavailable"}})
-async def place_order(body: OrderCreate, oms: Oms, who: Trader, response: Response) -> dict[str, Any]:
+async def place_order(body: OrderCreate, oms: Oms, who: Trader) -> Response:
     """Checks, capital, venue. Rejected orders are created too (state ``rejected`` with ``reasons``)."""
-    placed = await oms.orders.place(body, who)
+    answer = await _place(oms, body, who)
+    # Serialised by placed_answer, exactly as the response model would (see order_json).
+    return Response(answer.body, status_code=answer.status, headers={
+        name.decode("latin-1"): value.decode("latin-1") for name, value in answer.headers},
+        media_type="application/json")
+
+
+#: ``OrderPublic`` as FastAPI's response field validates and serialises it.
+_ORDER_PUBLIC = TypeAdapter(OrderPublic)
+
+
+def order_json(doc: dict[str, Any]) -> bytes:
+    """An ``OrderPublic`` document as JSON, byte for byte what ``response_model=OrderPublic`` gives."""
+    return _ORDER_PUBLIC.dump_json(_ORDER_PUBLIC.validate_python(doc, from_attributes=True), by_alias=True)
+
+
+def placed_answer(placed: Placed) -> HotAnswer:
+    """Status, headers and body of a placement: 201 created, 202 still ``pending_new``,
+    200 with ``Idempotent-Replay: true`` for a repeated client order id."""
+    order = placed.order
+    headers: tuple[tuple[bytes, bytes], ...] = ((b"location", f"/v1/orders/{order.id}".encode()),)
     if not placed.created:
-        response.status_code = 200
-        response.headers["Idempotent-Replay"] = "true"
-    elif placed.order.state == "pending_new":
-        response.status_code = 202
-    response.headers["Location"] = f"/v1/orders/{placed.order.id}"
-    return placed.order.public()
+        status = 200
+        headers = ((b"idempotent-replay", b"true"), *headers)
+    else:
+        status = 202 if order.state == "pending_new" else 201
+    return HotAnswer(order_json(order.public()), status, headers)
+
+
+async def _place(oms: OmsRuntime, body: OrderCreate, who: Principal) -> HotAnswer:
+    return placed_answer(await oms.orders.place(body, who))
+
+
+async def _place_hot(call: HotCall) -> Any:
+    """:func:`place_order` on the kit's fast path (token, role and body already checked)."""
+    oms: OmsRuntime | None = getattr(call.state, "oms", None)
+    if oms is None:
+        return FALLBACK  # starting: FastAPI answers the 503
+    return await _place(oms, call.body, call.principal)
+
+
+#: The fast path of ``POST /v1/orders``.
+HOT = HotRoute("POST", "/v1/orders", _place_hot, roles=WRITERS, body=OrderCreate, decimal=True)
 
 
 @router.get("", response_model=OrderList, summary="List orders, newest first (trader, service, viewer, risk-officer)")

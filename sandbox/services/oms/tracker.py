@@ -116,11 +116,26 @@ class OrderTracker:
                 self.recent.put(updated)
                 await self._after(updated, step.from_state or "")
                 return self.recent.get(updated.id) or updated
-            fresh = await store.get_order(self.pool, order.id)
+            fresh = self._written_since(order) or await store.get_order(self.pool, order.id)
             if fresh is None:
                 return order
             order = fresh
         return order
+
+    def _written_since(self, order: OrderRecord) -> OrderRecord | None:
+        """The order as this process wrote it after ``order`` (by ``updated_at``), else None.
+
+        A conditional move fails when the order changed meanwhile; mostly the
+        executions feed recorded a marketable order's fill while its
+        acknowledgement was being written, and put the result here. Starting
+        again from that version saves re-reading the row; the cache is never
+        ahead of the database, so a stale start only fails once more and the
+        next try reads the row (``updated_at`` strictly grows each time).
+        """
+        cached = self.recent.get(order.id)
+        if cached is None or cached.updated_at is None or order.updated_at is None:
+            return None
+        return cached if cached.updated_at > order.updated_at else None
 
     async def _after(self, order: OrderRecord, previous: str) -> None:
         """Side effects of reaching ``order.state``."""

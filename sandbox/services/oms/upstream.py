@@ -17,6 +17,7 @@ from typing import Any
 from sandbox.services.kit.auth import ServiceClient
 from sandbox.services.kit.settings import KitSettings
 from sandbox.services.kit.tracing import inject_headers
+from sandbox.services.oms import jsondecimal
 from sandbox.services.oms.http_client import HttpError, HttpPool
 
 log = logging.getLogger("sandbox.services.oms.upstream")
@@ -55,7 +56,7 @@ class Upstreams:
     def __init__(self, kit: KitSettings, urls: dict[str, str | None], *, timeout: float) -> None:
         """``urls`` maps a service name (policy, risk, fees, capital) to its base URL (None = not configured)."""
         self.timeout = timeout
-        self.pools = {name: HttpPool(url, timeout=timeout) for name, url in urls.items() if url}
+        self.pools = {name: HttpPool(url, timeout=timeout, headers=False) for name, url in urls.items() if url}
         self._tokens: ServiceClient | None = None
         if self.pools:
             self._tokens = ServiceClient(kit, timeout=timeout)
@@ -92,7 +93,7 @@ class Upstreams:
             if resp.status >= 500:
                 raise UpstreamError(service, f"HTTP {resp.status}: {resp.body[:200]!r}")
             try:
-                parsed = json.loads(resp.body, parse_float=Decimal) if resp.body else None
+                parsed = jsondecimal.loads(resp.body) if resp.body else None
             except ValueError:
                 raise UpstreamError(service, f"HTTP {resp.status}: the answer is not JSON") from None
             return Reply(resp.status, parsed)

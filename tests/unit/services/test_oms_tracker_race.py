@@ -1,0 +1,86 @@
+"""``OrderTracker.move`` after losing a race: start again from what this process wrote, else re-read (no servers)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from sandbox.services.oms import states, store
+from sandbox.services.oms.store import OrderRecord
+from sandbox.services.oms.tracker import OrderTracker
+
+OID = "7c0a3f0e-0000-4000-8000-000000000002"
+T0 = datetime(2026, 12, 4, 17, 0, tzinfo=timezone.utc)
+
+
+def order(**kw: Any) -> OrderRecord:
+    base: dict[str, Any] = dict(id=OID, account="a", client_order_id="c", symbol="XBT/USD", pair="XXBTZUSD",
+                                side="buy", type="limit", qty=Decimal("1"), price=Decimal("1"), created_by="t",
+                                updated_at=T0)
+    base.update(kw)
+    return OrderRecord(**base)
+
+
+class Calls:
+    def __init__(self, db_order: OrderRecord) -> None:
+        self.db_order = db_order
+        self.reads = 0
+        self.transitions = 0
+        self.txids: list[str] = []
+
+
+@pytest.fixture
+def fake_store(monkeypatch: pytest.MonkeyPatch) -> Calls:
+    calls = Calls(order(state=states.FILLED, txid="OTX", filled_qty=Decimal("1"), updated_at=T0 + timedelta(seconds=1)))
+
+    async def transition(_db: Any, current: OrderRecord, *_a: Any, **_k: Any) -> None:
+        calls.transitions += 1
+        return None  # the row changed meanwhile: the conditional update applies to nothing
+
+    async def get_order(_db: Any, _oid: str) -> OrderRecord:
+        calls.reads += 1
+        return calls.db_order
+
+    async def set_txid(_db: Any, _oid: str, txid: str) -> None:
+        calls.txids.append(txid)
+
+    monkeypatch.setattr(store, "transition", transition)
+    monkeypatch.setattr(store, "get_order", get_order)
+    monkeypatch.setattr(store, "set_txid", set_txid)
+    return calls
+
+
+def tracker() -> OrderTracker:
+    return OrderTracker(pool=None, catalog=lambda: None, kraken=lambda: None, events=None,  # type: ignore[arg-type]
+                        capital=None, adopt_account="adopted", kill_switch_active=lambda _a: False)  # type: ignore[arg-type]
+
+
+def test_a_lost_acknowledgement_race_starts_from_the_fill_this_process_wrote(fake_store: Calls) -> None:
+    t = tracker()
+    placed = order(state=states.PENDING_NEW)
+    t.recent.put(order(state=states.FILLED, txid="OTX", filled_qty=Decimal("1"), updated_at=T0 + timedelta(seconds=1)))
+    after = asyncio.run(t.move(placed, states.NEW, "venue_acknowledged", txid="OTX"))
+    assert (after.state, after.txid) == (states.FILLED, "OTX"), "a late acknowledgement of a filled order"
+    assert (fake_store.transitions, fake_store.reads, fake_store.txids) == (1, 0, []), "no re-read of the row"
+
+
+def test_without_a_newer_written_version_the_row_is_read_again(fake_store: Calls) -> None:
+    t = tracker()
+    placed = order(state=states.PENDING_NEW)
+    t.recent.put(placed)  # the cache holds only what the move started from
+    after = asyncio.run(t.move(placed, states.NEW, "venue_acknowledged", txid="OTX"))
+    assert after.state == states.FILLED
+    assert (fake_store.transitions, fake_store.reads) == (1, 1)
+
+
+def test_an_older_cached_version_is_not_used(fake_store: Calls) -> None:
+    t = tracker()
+    t.recent.put(order(state=states.PENDING_NEW, updated_at=T0 - timedelta(seconds=5)))
+    current = order(state=states.NEW, txid="OTX")
+    after = asyncio.run(t.move(current, states.CANCELED, "venue_canceled"))
+    assert after.state == states.FILLED, "the database's version, not the stale cache"
+    assert fake_store.reads == 1
