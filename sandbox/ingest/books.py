@@ -19,7 +19,8 @@ tests compare the two message by message:
   other than ``0`` is not zero, decided on its text; anything else goes
   through ``Decimal``;
 * the checksum fragment of a level is its price then its quantity, digits
-  only, leading zeros stripped, from the tokens as sent;
+  only, leading zeros stripped, from the tokens as sent (kept in a list
+  aligned with the price keys);
 * a token that is not a number (``InvalidOperation``), a float (``TypeError``:
   frames must be parsed with float tokens kept as text) or a missing field
   (``KeyError``) raises like the full book does, and the feed resubscribes.
@@ -40,13 +41,20 @@ _TOP = CHECKSUM_LEVELS
 
 
 class LeanSide:
-    """One side: ascending price keys, and per key the level's checksum fragment."""
+    """One side: ascending price keys, and aligned with them (same index) each level's checksum fragment.
+
+    The fragments are a list parallel to the keys, not a dict by key: a level's
+    presence is read off the bisection the update needs anyway, and the best ten
+    fragments are a slice of the list (joined in C), which is what rebuilding the
+    checksum input costs once per message on a busy book.
+    """
 
     __slots__ = ("keys", "frags", "descending", "top")
 
     def __init__(self, descending: bool) -> None:
         self.keys: list[Decimal] = []
-        self.frags: dict[Decimal, str] = {}
+        #: ``frags[i]``: the checksum fragment of the level at ``keys[i]``
+        self.frags: list[str] = []
         self.descending = descending
         #: the side's part of the checksum input (ASCII), ``None`` when a change reached the best levels
         self.top: bytes | None = None
@@ -60,6 +68,14 @@ class LeanSide:
         self.frags.clear()
         self.top = None
 
+    def fragment(self, key: Decimal) -> str | None:
+        """The checksum fragment of the level at price ``key`` (``None`` when there is none)."""
+        keys = self.keys
+        index = bisect_left(keys, key)
+        if index < len(keys) and keys[index] == key:
+            return self.frags[index]
+        return None
+
     def apply(self, items: Any) -> None:
         """Set or delete each v2 level ``{"price": P, "qty": Q}`` of ``items``, in order."""
         keys, frags, descending = self.keys, self.frags, self.descending
@@ -71,25 +87,27 @@ class LeanSide:
                 qt = token_text(qt)
             key = Decimal(pt)
             qdigits = qt.replace(".", "").lstrip("0")
+            index = bisect_left(keys, key)
+            size = len(keys)
+            # (Decimal equality: "1.5" and "1.50" are one level, as they would be one dict key)
+            present = index < size and keys[index] == key
             # Plain digits with a non-zero one: not zero, no Decimal needed.  Anything else decides by Decimal.
             if not (qdigits.isdigit() and qdigits.isascii() and qt.count(".") <= 1) and not Decimal(qt):
-                if key in frags:
-                    del frags[key]
-                    index = bisect_left(keys, key)
-                    if self.top is not None and (index >= len(keys) - _TOP if descending else index < _TOP):
+                if present:
+                    if self.top is not None and (index >= size - _TOP if descending else index < _TOP):
                         self.top = None
                     del keys[index]
+                    del frags[index]
                 continue
-            if key not in frags:
-                index = bisect_left(keys, key)
+            fragment = pt.replace(".", "").lstrip("0") + qdigits
+            if present:
+                frags[index] = fragment
+            else:
                 keys.insert(index, key)
-                if self.top is not None and (index >= len(keys) - _TOP if descending else index < _TOP):
-                    self.top = None
-            elif self.top is not None:
-                index = bisect_left(keys, key)
-                if index >= len(keys) - _TOP if descending else index < _TOP:
-                    self.top = None
-            frags[key] = pt.replace(".", "").lstrip("0") + qdigits
+                frags.insert(index, fragment)
+                size += 1
+            if self.top is not None and (index >= size - _TOP if descending else index < _TOP):
+                self.top = None
 
     def truncate(self, depth: int) -> None:
         """Drop every level beyond the best ``depth``."""
@@ -99,13 +117,11 @@ class LeanSide:
             return
         frags = self.frags
         if self.descending:
-            dropped = keys[:excess]
             del keys[:excess]
+            del frags[:excess]
         else:
-            dropped = keys[depth:]
             del keys[depth:]
-        for key in dropped:
-            del frags[key]
+            del frags[depth:]
         if depth < _TOP:
             self.top = None
 
@@ -113,9 +129,8 @@ class LeanSide:
         """The best :data:`CHECKSUM_LEVELS` fragments, best first, as ASCII (cached until the best levels change)."""
         top = self.top
         if top is None:
-            keys, frags = self.keys, self.frags
-            chosen = keys[: -_TOP - 1 : -1] if self.descending else keys[:_TOP]
-            top = self.top = "".join([frags[k] for k in chosen]).encode("ascii")
+            frags = self.frags
+            top = self.top = "".join(frags[: -_TOP - 1 : -1] if self.descending else frags[:_TOP]).encode("ascii")
         return top
 
     def best(self) -> Decimal | None:

@@ -27,6 +27,24 @@ POLL_EVERY = 256
 SETTLE_EVERY = 65_536
 
 
+_time_ns = time.time_ns
+
+
+class _Lane:
+    """One topic's references on the hot path, so a record costs no lookup by topic beyond one.
+
+    ``run`` is the topic's :class:`~sandbox.ingest.stats.TopicRun` in ``stats_run`` (the run current
+    when the lane was last pointed): a new run is noticed by identity and the lane re-pointed.
+    """
+
+    __slots__ = ("inflight", "run", "stats_run")
+
+    def __init__(self, inflight: deque[int]) -> None:
+        self.inflight = inflight
+        self.run: Any = None
+        self.stats_run: Any = None
+
+
 class Publisher:
     """One confluent-kafka producer plus the topic bookkeeping of the ingest."""
 
@@ -42,6 +60,8 @@ class Publisher:
         #: track) of each record awaiting its delivery report.  One symbol per topic and the symbol
         #: as key: one partition, so reports come back in this order.
         self._inflight: defaultdict[str, deque[int]] = defaultdict(deque)
+        #: per topic, the references its records touch (see :class:`_Lane`)
+        self._lanes: dict[str, _Lane] = {}
         self._producer = Producer(
             {
                 "bootstrap.servers": bootstrap,
@@ -100,18 +120,19 @@ class Publisher:
 
         ``frame_ref`` names the frame the record came from: ``connection serial << 32 | frame number``.
         """
-        produce_ns = time.time_ns()
+        produce_ns = _time_ns()
         try:
             # CreateTime (set by the client now) is microseconds after the frame's arrival.
             self._produce(topic, value, key)
         except BufferError:
             self._produce_when_room(topic, value, key)
-        inflight = self._inflight[topic]
-        inflight.append(recv_ns)
-        inflight.append(produce_ns)
         stats = self.stats
+        lane = self._lanes.get(topic)
+        if lane is None or lane.stats_run is not stats.run:
+            lane = self._lane(topic)
+        lane.inflight.extend((recv_ns, produce_ns))
         stats.produced[topic] += 1
-        run = stats.run.topics[topic]
+        run = lane.run
         run.produced += 1
         if run.first_seq is None:
             run.first_seq = seq
@@ -123,6 +144,16 @@ class Publisher:
         if self._since_poll >= POLL_EVERY:
             self._since_poll = 0
             self._producer.poll(0)
+
+    def _lane(self, topic: str) -> _Lane:
+        """``topic``'s lane, pointed at the current run (a new run, or the topic's first record)."""
+        lane = self._lanes.get(topic)
+        stats = self.stats
+        if lane is None:
+            lane = self._lanes[topic] = _Lane(self._inflight[topic])
+        lane.stats_run = stats.run
+        lane.run = stats.run.topics[topic]
+        return lane
 
     def _produce_when_room(self, topic: str, value: bytes, key: bytes) -> None:
         """The producer queue is full: serve delivery reports until there is room for the record."""
@@ -150,9 +181,11 @@ class Publisher:
         # Once per record (the hot path's other half): the latency is only appended here, see Stats.settle.
         topic = msg.topic()
         stats = self.stats
-        run_stats = stats.run
-        run = run_stats.topics[topic]
-        inflight = self._inflight[topic]
+        lane = self._lanes.get(topic)
+        if lane is None or lane.stats_run is not stats.run:
+            lane = self._lane(topic)
+        run = lane.run
+        inflight = lane.inflight
         if inflight:
             recv_ns: int | None = inflight.popleft()
             produce_ns = inflight.popleft()
@@ -174,10 +207,9 @@ class Publisher:
         # latency(): produce() to the broker's acknowledgement, measured by librdkafka; the
         # report is served later (at the next poll), so the callback's own clock would overstate it.
         latency = msg.latency()
-        ack_ns = produce_ns + int(latency * 1e9) if latency is not None else time.time_ns()
-        seconds = (ack_ns - recv_ns) / 1e9
+        ack_ns = produce_ns + int(latency * 1e9) if latency is not None else _time_ns()
         pending = stats.pending_latency
-        pending.append(seconds)
+        pending.append((ack_ns - recv_ns) / 1e9)
         if len(pending) >= SETTLE_EVERY:
             stats.settle()
         acks = run.ack_ns

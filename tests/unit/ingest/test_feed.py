@@ -197,3 +197,55 @@ def test_book_frame_with_a_level_that_is_no_number_is_invalid_not_fatal(feed: Fe
     feed.handle(bad, 2)
     assert feed.stats.invalid_frames == 1
     assert "BTC/USD" in feed.resyncing  # its book may be half applied: a fresh snapshot is asked for
+
+
+def test_trade_fast_path_matches_the_general_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    def trade(symbol: str, trade_id: int, stamp: str, price: str = "63500.1") -> dict[str, Any]:
+        return {"symbol": symbol, "side": "buy", "price": price, "qty": "0.01284178", "ord_type": "market",
+                "trade_id": trade_id, "timestamp": stamp}
+
+    frames = [
+        {"channel": "trade", "type": "snapshot", "data": [trade("BTC/USD", 10, "2026-07-07T23:00:04.000000Z")]},
+        {"channel": "trade", "type": "update", "data": [trade("BTC/USD", 11, "2026-07-07T23:00:05.000000Z"),
+                                                        trade("BTC/USD", 14, "2026-07-07T23:00:05.100000Z")]},  # gap
+        {"channel": "trade", "type": "update", "data": [trade("BTC/USD", 15, "2026-07-07T23:00:05.000000Z")]},  # stamp back
+        {"channel": "trade", "type": "update", "data": [trade("ETH/USD", 7, "2026-07-07T23:00:06.000000Z"),
+                                                        trade("BTC/USD", 16, "2026-07-07T23:00:06.000000Z")]},  # two symbols
+        {"channel": "trade", "type": "update", "data": [trade("BTC/USD", 15, "2026-07-07T23:00:07.000000Z")]},  # id back
+        {"channel": "trade", "type": "update", "data": [trade("BTC/USD", 17, "1783465207.5")]},  # not RFC 3339
+        {"channel": "trade", "type": "update", "data": []},
+        {"channel": "trade", "type": "update", "data": [trade("BTC/USD", 18, "2026-07-07T23:00:08.000000Z"), "junk"]},
+    ]
+    raws = [json.dumps(f).replace('"63500.1"', "63500.1") for f in frames]  # prices as JSON numbers, like Kraken
+
+    def run(fast: bool) -> tuple[list[Any], tuple[int, ...]]:
+        settings = IngestSettings(symbols=["BTC/USD", "ETH/USD"], channels=["trade"])
+        f = Feed(settings, FakePublisher(), Stats(run=RunStats("t")), Normaliser(run="t"))  # type: ignore[arg-type]
+        calls = []
+        original = Feed._v2_trades
+        monkeypatch.setattr(Feed, "_v2_trades", lambda self, msg, ns: calls.append(1) or (fast and original(self, msg, ns)))
+        for i, raw in enumerate(raws):
+            f.handle(raw, 1_000 + i)
+        monkeypatch.setattr(Feed, "_v2_trades", original)
+        assert len(calls) == len(raws)
+        s, r = f.stats, f.stats.run
+        return f.publisher.records, (s.gaps, s.missing, s.out_of_order, r.data_frames, r.first_frame_ns, r.last_frame_ns)
+
+    fast_records, fast_counts = run(True)
+    general_records, general_counts = run(False)
+    assert fast_records == general_records and fast_counts == general_counts
+    assert fast_counts[:3] == (1, 2, 2)  # the gap 11 -> 14; a stamp back and an id back
+    assert [t for t, _ in fast_records].count("kraken.trade.ETH-USD") == 1
+    assert fast_records[1][1]["items"][0]["price"] == "63500.1" and fast_records[1][1]["seq"] == 2
+
+
+def test_book_stamp_going_back_is_counted_and_still_published(feed: Feed) -> None:
+    venue = Venue()
+    feed.handle(venue.snapshot(), 1)
+    earlier = venue.update("99.8", "0.5").replace("23:00:03.000000Z", "23:00:02.500000Z")
+    feed.handle(earlier, 2)
+    feed.handle(venue.update("99.7", "0.5"), 3)
+    assert (feed.stats.out_of_order, feed.stats.run.out_of_order, feed.stats.checksums_verified) == (1, 1, 3)
+    assert [r["exchange_ts"] for _, r in feed.publisher.records] == [
+        "2026-07-07T23:00:03.000000Z", "2026-07-07T23:00:02.500000Z", "2026-07-07T23:00:03.000000Z"]
+    assert feed.latest_stamp == "2026-07-07T23:00:03.000000Z"

@@ -83,7 +83,8 @@ def test_quantity_text_decides_zero_only_when_plain() -> None:
     lean.handle(parse_frame(_frame("update", [("1.00", "0e3")], [])))  # a zero in exponent form deletes
     assert len(book.bids) == 0
     lean.handle(parse_frame(_frame("update", [("1.0", "0.001")], [])))
-    assert book.bids.keys == [Decimal("1.0")] and book.bids.frags[Decimal("1")] == "101"
+    assert book.bids.keys == [Decimal("1.0")] and book.bids.fragment(Decimal("1")) == "101"
+    assert book.bids.fragment(Decimal("2")) is None
     assert book.checksum() == zlib.crc32(b"2010" + b"101")  # asks then bids
 
 
