@@ -15,7 +15,8 @@ else to FastAPI, which answers exactly as it always did:
   its session must be live (the same session check, revocation included) and
   the principal must hold one of ``roles`` (``admin`` holds all);
 * a body must be ``application/json`` with a Content-Length within the limit,
-  parse (``Decimal`` for fractions when ``decimal``, like
+  parse (``Decimal`` for fractions when ``decimal``, by the same
+  :func:`~sandbox.services.kit.decimal_json.loads` as
   :class:`~sandbox.services.kit.decimal_json.DecimalRoute`) and validate with the
   same pydantic model;
 * the handler may still decline (return :data:`FALLBACK`) before doing anything.
@@ -33,7 +34,6 @@ import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any, NamedTuple
 
 from starlette.requests import Request
@@ -41,6 +41,7 @@ from starlette.responses import Response
 from starlette.routing import compile_path
 from starlette.types import Message, Receive, Scope, Send
 
+from sandbox.services.kit import decimal_json
 from sandbox.services.kit.auth import InvalidToken, Principal, session_checker
 
 log = logging.getLogger("sandbox.services.kit.hot")
@@ -183,7 +184,7 @@ class HotRoutes:
             if raw is None:
                 return replay
             try:
-                doc = json.loads(raw, parse_float=Decimal) if hot.decimal else json.loads(raw)
+                doc = decimal_json.loads(raw) if hot.decimal else json.loads(raw)
                 if type(doc) is not dict:
                     return replay
                 body = hot.body.model_validate(doc)

@@ -1,9 +1,11 @@
 """Order and fill events to Kafka (``oms.orders``, ``oms.fills``), at least once.
 
 Every transition and fill is first committed to PostgreSQL with
-``published_at`` NULL. Events go out through the kit's producer from a
-background queue (the request never waits for the broker); acknowledged ones
-are marked published in batches. A sweep re-sends what stayed unpublished
+``published_at`` NULL. Events are handed to the kit's producer at once with
+``KafkaProducer.send`` (the request never waits for the broker, and no task,
+queue or future is spent per event); only when librdkafka's local queue is
+full do they wait in a background queue, and later events queue behind them
+(order is kept). Acknowledged ones are marked published in batches. A sweep re-sends what stayed unpublished
 (broker down, process restarted), so consumers may see an event twice and must
 be idempotent on ``fill_id`` / ``event_id`` (risk- and fees-service are).
 Both topics are keyed by account, so one account's events stay in order.
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -66,6 +69,9 @@ class EventPublisher:
         self._done_steps: list[int] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
+        #: Events handed to the producer whose delivery report has not come back yet.
+        self._in_flight = 0
+        self._idle = asyncio.Event()
 
     @property
     def enabled(self) -> bool:
@@ -77,14 +83,34 @@ class EventPublisher:
         if not self.enabled or steps is None:
             return
         for step in steps if isinstance(steps, list) else [steps]:
-            self._queue.put_nowait(_Item(self.orders_topic, order.account, order_event(order, step),
-                                         transition_id=step.id))
+            self._publish(_Item(self.orders_topic, order.account, order_event(order, step), transition_id=step.id))
 
     def fill(self, fill: FillRecord, client_order_id: str) -> None:
         """Queue a fill."""
         if self.enabled:
-            self._queue.put_nowait(_Item(self.fills_topic, fill.account, fill.event(client_order_id),
-                                         fill_id=fill.fill_id))
+            self._publish(_Item(self.fills_topic, fill.account, fill.event(client_order_id), fill_id=fill.fill_id))
+
+    def _publish(self, item: _Item) -> None:
+        """Send ``item`` now, or queue it behind the backlog (local queue full, or stopping)."""
+        if self._queue.empty() and not self._stopping:
+            try:
+                self._send(item)
+                return
+            except BufferError:
+                pass
+        self._queue.put_nowait(item)
+
+    def _send(self, item: _Item) -> None:
+        """Hand ``item`` to the producer (``BufferError``: its local queue is full, nothing was sent)."""
+        try:
+            self.kafka.send(item.topic, item.key, item.doc, functools.partial(self._delivered, item))
+        except BufferError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - refused (e.g. closed): the sweep re-sends
+            self._in_flight += 1
+            self._delivered(item, exc)
+            return
+        self._in_flight += 1
 
     def start(self) -> None:
         """Start the sender, the flusher and the sweep."""
@@ -96,11 +122,11 @@ class EventPublisher:
                        loop.create_task(self._sweeper(), name="oms-events-sweeper")]
 
     async def stop(self, timeout: float = 5.0) -> None:
-        """Send what is queued (bounded), mark it, stop the tasks."""
-        self._stopping = True
+        """Send what is queued and wait for the broker's answers (bounded), mark them, stop the tasks."""
         if self.enabled:
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._queue.join(), timeout)
+                await asyncio.wait_for(self._drained(), timeout)
+        self._stopping = True
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -109,27 +135,39 @@ class EventPublisher:
         with contextlib.suppress(Exception):
             await self._flush()
 
+    async def _drained(self) -> None:
+        """Return once nothing is queued nor waiting for the broker."""
+        while not self._queue.empty() or self._in_flight:
+            self._idle.clear()
+            await self._idle.wait()
+
     async def _sender(self) -> None:
+        """Send the backlog, in order, as librdkafka's local queue makes room."""
         while True:
-            batch = [await self._queue.get()]
-            while not self._queue.empty() and len(batch) < BATCH:
-                batch.append(self._queue.get_nowait())
-            results = await asyncio.gather(
-                *(self.kafka.produce(i.topic, i.key, i.doc) for i in batch), return_exceptions=True
-            )
-            for item, result in zip(batch, results, strict=True):
-                ok = not isinstance(result, BaseException)
-                if ok:
-                    if item.fill_id is not None:
-                        self._done_fills.append(item.fill_id)
-                    if item.transition_id is not None:
-                        self._done_steps.append(item.transition_id)
-                else:
-                    log.warning("event not published (the sweep will retry)",
-                                extra={"topic": item.topic, "error": str(result)})
-                if self.counter is not None:
-                    self.counter.labels(item.topic, "ok" if ok else "failed").inc()
-                self._queue.task_done()
+            item = await self._queue.get()
+            while True:
+                try:
+                    self._send(item)
+                    break
+                except BufferError:
+                    await asyncio.sleep(0.05)  # let librdkafka drain its queue
+            self._queue.task_done()
+
+    def _delivered(self, item: _Item, error: BaseException | None) -> None:
+        """The broker's answer for ``item`` (on the event loop): mark it for the flusher, count it."""
+        self._in_flight -= 1
+        if error is None:
+            if item.fill_id is not None:
+                self._done_fills.append(item.fill_id)
+            if item.transition_id is not None:
+                self._done_steps.append(item.transition_id)
+        else:
+            log.warning("event not published (the sweep will retry)",
+                        extra={"topic": item.topic, "error": str(error)})
+        if self.counter is not None:
+            self.counter.labels(item.topic, "ok" if error is None else "failed").inc()
+        if not self._in_flight:
+            self._idle.set()
 
     async def _flush(self) -> None:
         fills, steps = self._done_fills, self._done_steps
@@ -156,7 +194,7 @@ class EventPublisher:
 
     async def sweep(self, age_s: float = SWEEP_AGE_S) -> int:
         """Re-queue events unpublished for ``age_s``; returns how many."""
-        if not self.enabled or self._queue.qsize() > BATCH:
+        if not self.enabled or self._queue.qsize() + self._in_flight > BATCH:
             return 0
         count = 0
         for fill, cid in await store.unpublished_fills(self.pool, age_s):

@@ -13,7 +13,7 @@ order id does not stay blocked. A request that fails before it wrote its order
 gives the key back (compare-and-delete, WATCH/MULTI) so the client can retry.
 
 The claim is on every order's path: over a plain TCP Redis it goes through
-:class:`~sandbox.services.oms.rawredis.RawRedis` as one write of ``SET NX EX``
+:class:`~sandbox.services.kit.resp.RawRedis` as one write of ``SET NX EX``
 and ``GET`` (one round trip, a fraction of redis-py's CPU); the rare
 take-over and give-back stay on redis-py.
 """
@@ -24,7 +24,7 @@ from typing import Any
 
 from redis.exceptions import WatchError
 
-from sandbox.services.oms.rawredis import RawRedis
+from sandbox.services.kit.resp import RawRedis
 
 KEY = "oms:cid:{account}:{client_order_id}"
 

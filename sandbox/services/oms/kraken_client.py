@@ -39,7 +39,7 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import quote_plus
 
-from sandbox.services.oms import jsondecimal
+from sandbox.services.kit import decimal_json
 from sandbox.services.oms.http_client import HttpError, HttpPool
 
 log = logging.getLogger("sandbox.services.oms.kraken")
@@ -227,7 +227,7 @@ class KrakenClient:
         if resp.status != 200:
             raise KrakenTransportError(f"{method}: HTTP {resp.status}")
         try:
-            doc = jsondecimal.loads(resp.body)
+            doc = decimal_json.loads(resp.body)
         except ValueError:
             raise KrakenTransportError(f"{method}: the answer is not JSON") from None
         if not isinstance(doc, dict) or not isinstance(doc.get("error", []), list):
@@ -380,9 +380,16 @@ class KrakenClient:
         return str(result["token"])
 
 
+_second: tuple[int, str] = (-1, "")
+
+
 def rfc3339(epoch: float) -> str:
-    """``2026-12-04T17:00:00.123Z``."""
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(epoch)) + f".{int(epoch % 1 * 1000):03d}Z"
+    """``2026-12-04T17:00:00.123Z`` (the seconds part is formatted once per second: every order sends one)."""
+    global _second
+    whole = int(epoch)
+    if _second[0] != whole:
+        _second = (whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)))
+    return f"{_second[1]}.{int(epoch % 1 * 1000):03d}Z"
 
 
 def _epoch(value: float | None) -> str | None:

@@ -95,6 +95,9 @@ class OrderTracker:
     async def move(self, order: OrderRecord, target: str, reason: str, *, detail: Any = None,
                    txid: str | None = None, add_reasons: list[dict[str, Any]] | None = None) -> OrderRecord:
         """Move ``order`` to ``target`` if the machine allows it from its current state; returns the order now."""
+        # Start from what this process wrote since ``order`` was read (mostly: the feed recorded a marketable
+        # order's fill while its acknowledgement came back), instead of a conditional write bound to fail.
+        order = self._written_since(order) or order
         for _ in range(5):
             if order.state == target or (target == states.NEW and order.state != states.PENDING_NEW):
                 # already there, or a late acknowledgement of an order that has moved on (filled, cancelled)

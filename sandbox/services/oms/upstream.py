@@ -14,24 +14,28 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from sandbox.services.kit import decimal_json
 from sandbox.services.kit.auth import ServiceClient
 from sandbox.services.kit.settings import KitSettings
 from sandbox.services.kit.tracing import inject_headers
-from sandbox.services.oms import jsondecimal
 from sandbox.services.oms.http_client import HttpError, HttpPool
 
 log = logging.getLogger("sandbox.services.oms.upstream")
-
-
-def dumps(doc: Any) -> bytes:
-    """JSON with Decimals as plain strings."""
-    return json.dumps(doc, default=_default, separators=(",", ":")).encode()
 
 
 def _default(value: Any) -> Any:
     if isinstance(value, Decimal):
         return format(value, "f")
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+# One encoder for every call (``json.dumps`` with options builds a new one each time).
+_ENCODER = json.JSONEncoder(default=_default, separators=(",", ":"))
+
+
+def dumps(doc: Any) -> bytes:
+    """JSON with Decimals as plain strings."""
+    return _ENCODER.encode(doc).encode()
 
 
 class UpstreamError(Exception):
@@ -93,7 +97,7 @@ class Upstreams:
             if resp.status >= 500:
                 raise UpstreamError(service, f"HTTP {resp.status}: {resp.body[:200]!r}")
             try:
-                parsed = jsondecimal.loads(resp.body) if resp.body else None
+                parsed = decimal_json.loads(resp.body) if resp.body else None
             except ValueError:
                 raise UpstreamError(service, f"HTTP {resp.status}: the answer is not JSON") from None
             return Reply(resp.status, parsed)

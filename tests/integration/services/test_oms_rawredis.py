@@ -1,4 +1,4 @@
-"""The raw Redis path of the client order id claim against a real redis-server."""
+"""The raw Redis path of the client order id claim (the kit's ``RawRedis``) against a real redis-server."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from redis.exceptions import RedisError, ResponseError
 from sandbox.infra.ports import free_port
 from sandbox.infra.redis import EmbeddedRedis
 from sandbox.services.oms.idempotency import IdempotencyKeys, key_for
-from sandbox.services.oms.rawredis import RawRedis
+from sandbox.services.kit.resp import RawRedis
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +57,8 @@ def test_error_replies_and_lost_connections_raise_redis_errors(redis_url: str) -
                 await raw.execute(("LPUSH", "rr:list", "y"))  # WRONGTYPE
             assert await raw.execute(("GET", "rr:list"), ("GET", "rr:missing")) == ["x", None], \
                 "the connection survives an error reply"
-            raw._proto.transport.abort()  # type: ignore[union-attr]
+            [me] = await raw.execute(("CLIENT", "ID"))
+            assert await raw.execute(("CLIENT", "KILL", "ID", me, "SKIPME", "no")) == [1]  # Redis closes it after the reply
             await asyncio.sleep(0.05)
             assert await raw.execute(("GET", "rr:list")) == ["x"], "the next command reconnects"
         finally:

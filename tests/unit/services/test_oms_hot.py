@@ -11,7 +11,7 @@ from fastapi.routing import APIRoute
 
 from sandbox.services.kit.hot import HotAnswer
 from sandbox.services.oms import routes_orders
-from sandbox.services.oms.jsondecimal import loads
+from sandbox.services.kit.decimal_json import loads
 from sandbox.services.oms.models import OrderCreate
 from sandbox.services.oms.orders import Placed
 from sandbox.services.oms.runtime import LabelledCounter

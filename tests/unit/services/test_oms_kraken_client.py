@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import time
 from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
@@ -242,3 +243,14 @@ def test_query_orders_batches_fifty_txids_per_call() -> None:
     kc, pool = client(answers)
     result = run(kc.query_orders([f"O{i}" for i in range(60)]))
     assert len(result) == 60 and len(pool.requests) == 2
+
+
+def test_rfc3339_deadlines_within_and_across_seconds() -> None:
+    from sandbox.services.oms.kraken_client import rfc3339
+
+    def reference(epoch: float) -> str:
+        return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(epoch)) + f".{int(epoch % 1 * 1000):03d}Z"
+
+    epochs = [1733331600.123, 1733331600.999, 1733331601.0, 1733331600.5, 1764867600.25, 0.0015]
+    assert [rfc3339(e) for e in epochs] == [reference(e) for e in epochs]
+    assert rfc3339(1764867600.25) == "2025-12-04T17:00:00.250Z"

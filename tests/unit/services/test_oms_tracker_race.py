@@ -65,7 +65,24 @@ def test_a_lost_acknowledgement_race_starts_from_the_fill_this_process_wrote(fak
     t.recent.put(order(state=states.FILLED, txid="OTX", filled_qty=Decimal("1"), updated_at=T0 + timedelta(seconds=1)))
     after = asyncio.run(t.move(placed, states.NEW, "venue_acknowledged", txid="OTX"))
     assert (after.state, after.txid) == (states.FILLED, "OTX"), "a late acknowledgement of a filled order"
-    assert (fake_store.transitions, fake_store.reads, fake_store.txids) == (1, 0, []), "no re-read of the row"
+    assert (fake_store.transitions, fake_store.reads, fake_store.txids) == (0, 0, []), \
+        "no conditional write bound to fail, no re-read of the row"
+
+
+def test_a_fill_written_during_the_move_is_where_the_retry_starts(fake_store: Calls,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    t = tracker()
+    placed = order(state=states.PENDING_NEW)
+
+    async def transition(_db: Any, current: OrderRecord, *_a: Any, **_k: Any) -> None:
+        fake_store.transitions += 1
+        t.recent.put(fake_store.db_order)  # the feed recorded the fill while this write was in flight
+        return None
+
+    monkeypatch.setattr(store, "transition", transition)
+    after = asyncio.run(t.move(placed, states.NEW, "venue_acknowledged", txid="OTX"))
+    assert (after.state, after.txid) == (states.FILLED, "OTX")
+    assert (fake_store.transitions, fake_store.reads, fake_store.txids) == (1, 0, [])
 
 
 def test_without_a_newer_written_version_the_row_is_read_again(fake_store: Calls) -> None:

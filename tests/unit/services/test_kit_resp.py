@@ -1,10 +1,11 @@
-"""The session cache's RESP parser: replies, pushes and messages cut by the network (no servers)."""
+"""The kit's RESP parser and encoder (session cache and OMS claims): replies, pushes, messages cut by the network,
+and what ``RawRedis`` hands its callers (no servers)."""
 
 from __future__ import annotations
 
 import pytest
 
-from sandbox.services.kit.sessions import ResponseError, _Incomplete, _Push, command, parse
+from sandbox.services.kit.resp import ResponseError, _Incomplete, _Push, _text, command, parse
 
 HELLO = (b"%3\r\n$6\r\nserver\r\n$5\r\nredis\r\n$5\r\nproto\r\n:3\r\n$7\r\nmodules\r\n*0\r\n")
 INVALIDATE = b">2\r\n$10\r\ninvalidate\r\n*2\r\n$14\r\nauth:session:a\r\n$14\r\nauth:session:b\r\n"
@@ -37,3 +38,13 @@ def test_unknown_reply_types_are_a_protocol_error() -> None:
 
 def test_commands_are_resp_arrays_of_bulk_strings() -> None:
     assert command("PTTL", "auth:session:é") == b"*2\r\n$4\r\nPTTL\r\n$15\r\nauth:session:\xc3\xa9\r\n"
+
+
+def test_integers_are_sent_as_their_decimal_text() -> None:
+    assert command("SET", "k", "v", "EX", 60) == b"*5\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n$2\r\nEX\r\n$2\r\n60\r\n"
+
+
+def test_raw_redis_answers_text_as_redis_py_with_decode_responses() -> None:
+    value, _ = parse(b"*3\r\n$2\r\n\xc3\xa9\r\n:4\r\n*1\r\n$-1\r\n")
+    assert _text(value) == ["\u00e9", 4, [None]]
+    assert _text(parse(b"+OK\r\n")[0]) == "OK"
