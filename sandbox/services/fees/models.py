@@ -318,7 +318,7 @@ class EstimatePublic(BaseModel):
 def tier_public(choice: TierChoice, volume_usd: Decimal) -> TierPublic:
     """The public view of the tier a volume selects."""
     nxt = choice.next_tier
-    return TierPublic(
+    return TierPublic.model_construct(  # computed values of the fields' types: no validation pass
         index=choice.index,
         volume=choice.tier.volume,
         percent=choice.tier.percent,

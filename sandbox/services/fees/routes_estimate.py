@@ -42,7 +42,9 @@ async def _estimate(body: EstimateRequest, fees: FeesRuntime) -> bytes:
     schedule, volume, quote = await fees.estimate(
         account=body.account, symbol=body.symbol, qty=body.qty, price=price, liquidity=body.liquidity
     )
-    return _serialize(EstimatePublic(
+    # Every value is already of its field's type (the request validated, the rest computed here):
+    # constructed without a second validation pass, serialised by the model's own serializer.
+    return _serialize(EstimatePublic.model_construct(
         account=body.account,
         symbol=schedule.symbol,
         side=body.side,
