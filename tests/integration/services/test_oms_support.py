@@ -46,6 +46,10 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
+class PortTaken(Exception):
+    """The venue could not bind its port: another process took it between the choice and the bind."""
+
+
 @dataclass
 class VenueProcess:
     """The trading venue in a subprocess (stopped by PID)."""
@@ -62,6 +66,17 @@ class VenueProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> VenueProcess:
+        """Start the venue; on a port another test's server took meanwhile (xdist workers), again on a new one."""
+        for attempt in range(3):
+            try:
+                return self._start()
+            except PortTaken:
+                if attempt == 2:
+                    raise
+                self.port = free_port()
+        raise AssertionError("unreachable")
+
+    def _start(self) -> VenueProcess:
         fd, name = tempfile.mkstemp(prefix="venue-trading-", suffix=".log", dir=self.log_dir)
         os.close(fd)
         self.log_path = Path(name)
@@ -79,9 +94,13 @@ class VenueProcess:
 
         def ready() -> bool | str:
             if proc.poll() is not None:
-                raise RuntimeError(f"venue exited with {proc.returncode}: {Path(name).read_text()[-2000:]}")
+                log_text = Path(name).read_text()
+                if "address already in use" in log_text.lower():
+                    raise PortTaken(self.port)
+                raise RuntimeError(f"venue exited with {proc.returncode}: {log_text[-2000:]}")
             try:
-                return httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200
+                # /admin/trading: only the venue answers it (another server on a reused port answers /healthz too)
+                return httpx.get(f"{self.url}/admin/trading", timeout=2).status_code == 200
             except httpx.TransportError as exc:
                 return str(exc)
 

@@ -29,7 +29,7 @@ JWKS = {"keys": [{**jwt.algorithms.OKPAlgorithm.to_jwk(KEY.public_key(), as_dict
 def make_token(*, sid: str, roles: list[str] | None = None) -> str:
     now = int(time.time())
     claims = {"iss": "aether-auth", "aud": "aether", "sub": "alice", "roles": roles or ["trader"], "sid": sid,
-              "kind": "user", "scope": [], "iat": now, "exp": now + 300, "typ": "access"}
+              "kind": "user", "scope": [], "iat": now, "exp": now + 86_400, "typ": "access"}  # module-level tokens outlive a long test run
     return jwt.encode(claims, KEY, algorithm="EdDSA", headers={"kid": "k"})
 
 
