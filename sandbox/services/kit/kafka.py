@@ -8,6 +8,13 @@ is called on the event loop with the delivery result. Delivery reports arrive on
 librdkafka's poll thread; each poll hands all the reports it served to the loop
 in one thread-safe call, instead of one cross-thread wake-up per message.
 
+Records linger up to :data:`LINGER_MS` before a produce request leaves: each
+request costs librdkafka's broker thread a wake-up, and each batch of delivery
+reports a wake-up of the event loop. The OMS sends about four events per order
+within a few milliseconds; at 5 ms most orders still cost a request or two, at
+:data:`LINGER_MS` several orders share one. Consumers (risk, fees, the QA
+scenarios' event waits) wait for events with timeouts of seconds.
+
 Payloads are ``json.dumps(value, separators=(",", ":"), default=str)`` encoded as
 UTF-8, byte for byte (consumers and tests read them); one encoder instance is
 reused instead of building a new one per message.
@@ -26,6 +33,9 @@ from confluent_kafka import KafkaException, Producer
 
 #: Called on the event loop with ``None`` (acknowledged) or the :class:`KafkaException` of a failed delivery.
 DeliveryCallback = Callable[[KafkaException | None], None]
+
+#: ``linger.ms``: how long a record may wait for others to share its produce request.
+LINGER_MS = 25
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)
 
@@ -63,7 +73,7 @@ class KafkaProducer:
             "client.id": client_id,
             "enable.idempotence": True,
             "acks": "all",
-            "linger.ms": 5,
+            "linger.ms": LINGER_MS,
             "message.timeout.ms": 30000,
             **(config or {}),
         }

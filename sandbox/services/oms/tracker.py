@@ -17,6 +17,7 @@ cancel was asked for (or after its account's kill switch fired) is cancelled.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections import OrderedDict
@@ -80,6 +81,8 @@ class OrderTracker:
         self.recent = RecentOrders()
         #: orders whose AddOrder this process is sending -> the txid the executions feed reported, if any
         self.submitting: dict[str, str | None] = {}
+        #: orders with a fill being written by this process -> done when the write returned (see :meth:`move`)
+        self._filling: dict[str, asyncio.Future[None]] = {}
 
     def instrument(self, order: OrderRecord) -> Instrument | None:
         """The instrument of an order (by its venue pair key)."""
@@ -95,6 +98,12 @@ class OrderTracker:
     async def move(self, order: OrderRecord, target: str, reason: str, *, detail: Any = None,
                    txid: str | None = None, add_reasons: list[dict[str, Any]] | None = None) -> OrderRecord:
         """Move ``order`` to ``target`` if the machine allows it from its current state; returns the order now."""
+        # A fill of this order is being written (a marketable order's trade event came before its AddOrder
+        # answer): it moves the state, so a conditional write sent now would fail and the row be read again.
+        # Wait for it instead (one database round trip, not two or three).
+        filling = self._filling.get(order.id)
+        if filling is not None:
+            await asyncio.shield(filling)
         # Start from what this process wrote since ``order`` was read (mostly: the feed recorded a marketable
         # order's fill while its acknowledgement came back), instead of a conditional write bound to fail.
         order = self._written_since(order) or order
@@ -165,11 +174,21 @@ class OrderTracker:
     async def record_fill(self, fill: FillRecord, inst: Instrument, *, venue_state: str | None = None,
                           txid: str | None = None) -> FillOutcome | None:
         """Record a fill (a repeat is a no-op); publishes the fill and any transition it caused."""
-        outcome = await store.record_fill(self.pool, fill, base=inst.base, quote=inst.quote, txid=txid,
-                                          venue_state=venue_state)
+        mine = None
+        if fill.order_id not in self._filling:
+            self._filling[fill.order_id] = mine = asyncio.get_running_loop().create_future()
+        try:
+            outcome = await store.record_fill(self.pool, fill, base=inst.base, quote=inst.quote, txid=txid,
+                                              venue_state=venue_state)
+            if outcome is not None and outcome.fill is not None:
+                self.recent.put(outcome.order)  # before waking a waiting move (it starts from this version)
+        finally:
+            if mine is not None:
+                del self._filling[fill.order_id]
+                mine.set_result(None)
         if outcome is None or outcome.fill is None:
             return outcome
-        order = self.recent.put(outcome.order)
+        order = outcome.order
         self.events.fill(outcome.fill, order.client_order_id)
         self._count("fills", fill.source)
         if outcome.transition is not None:

@@ -101,3 +101,92 @@ def test_an_older_cached_version_is_not_used(fake_store: Calls) -> None:
     after = asyncio.run(t.move(current, states.CANCELED, "venue_canceled"))
     assert after.state == states.FILLED, "the database's version, not the stale cache"
     assert fake_store.reads == 1
+
+
+class Published:
+    """The tracker's event publisher, recording what it was given."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, Any]] = []
+
+    def fill(self, fill: Any, _client_order_id: str) -> None:
+        self.sent.append(("fill", fill.fill_id))
+
+    def order(self, order: OrderRecord, step: Any) -> None:
+        self.sent.append(("order", order.state))
+
+
+def test_an_acknowledgement_waits_for_the_fill_being_written_instead_of_racing_it(
+        fake_store: Calls, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The trade event came before the AddOrder answer: the acknowledgement sends no write bound to fail."""
+    from sandbox.services.oms.instruments import Instrument
+    from sandbox.services.oms.store import FillOutcome, FillRecord
+
+    events = Published()
+    t = tracker()
+    t.events = events  # type: ignore[assignment]
+    placed = order(state=states.PENDING_NEW)
+    filled = fake_store.db_order
+    fill = FillRecord(fill_id="T1", order_id=OID, account="a", strategy=None, symbol="XBT/USD", side="buy",
+                      qty=Decimal("1"), price=Decimal("1"), cost=Decimal("1"), fee=Decimal("0"), fee_currency="USD",
+                      fee_asset="ZUSD", liquidity="taker", ts=T0, source="ws")
+    inst = Instrument(key="XXBTZUSD", altname="XBTUSD", wsname="XBT/USD", base="XXBT", quote="ZUSD", pair_decimals=1,
+                      lot_decimals=8, cost_decimals=5, ordermin=Decimal("0.0001"), tick_size=Decimal("0.1"))
+    release = asyncio.Event()
+    order_seen: list[str] = []
+
+    async def record_fill(_db: Any, _fill: FillRecord, **_k: Any) -> FillOutcome:
+        await release.wait()  # the statement is in flight
+        return FillOutcome(filled, fill, None)
+
+    monkeypatch.setattr(store, "record_fill", record_fill)
+
+    async def main() -> OrderRecord:
+        writing = asyncio.create_task(t.record_fill(fill, inst, txid="OTX"))
+        await asyncio.sleep(0)  # the feed's write has started
+        ack = asyncio.create_task(t.move(placed, states.NEW, "venue_acknowledged", txid="OTX"))
+        await asyncio.sleep(0.01)
+        order_seen.append("ack waiting" if not ack.done() else "ack done")
+        release.set()
+        await writing
+        return await ack
+
+    after = asyncio.run(main())
+    assert order_seen == ["ack waiting"], "the acknowledgement waits while the fill is being written"
+    assert (after.state, after.txid) == (states.FILLED, "OTX")
+    assert (fake_store.transitions, fake_store.reads, fake_store.txids) == (0, 0, []), \
+        "no conditional write bound to fail, no re-read of the row"
+    assert events.sent == [("fill", "T1")] and not t._filling
+
+
+def test_a_failed_fill_write_releases_the_waiting_move(fake_store: Calls, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sandbox.services.oms.instruments import Instrument
+    from sandbox.services.oms.store import FillRecord
+
+    t = tracker()
+    fill = FillRecord(fill_id="T1", order_id=OID, account="a", strategy=None, symbol="XBT/USD", side="buy",
+                      qty=Decimal("1"), price=Decimal("1"), cost=Decimal("1"), fee=Decimal("0"), fee_currency="USD",
+                      fee_asset="ZUSD", liquidity="taker", ts=T0, source="ws")
+    inst = Instrument(key="XXBTZUSD", altname="XBTUSD", wsname="XBT/USD", base="XXBT", quote="ZUSD", pair_decimals=1,
+                      lot_decimals=8, cost_decimals=5, ordermin=Decimal("0.0001"), tick_size=Decimal("0.1"))
+    release = asyncio.Event()
+
+    async def record_fill(_db: Any, _fill: FillRecord, **_k: Any) -> None:
+        await release.wait()
+        raise ConnectionError("database gone")
+
+    monkeypatch.setattr(store, "record_fill", record_fill)
+
+    async def main() -> OrderRecord:
+        writing = asyncio.create_task(t.record_fill(fill, inst))
+        await asyncio.sleep(0)
+        ack = asyncio.create_task(t.move(order(state=states.PENDING_NEW), states.NEW, "venue_acknowledged"))
+        await asyncio.sleep(0.01)
+        release.set()
+        with pytest.raises(ConnectionError):
+            await writing
+        return await asyncio.wait_for(ack, 1)
+
+    after = asyncio.run(main())
+    assert after.state == states.FILLED, "the move went on as before: conditional write failed, row read again"
+    assert (fake_store.transitions, fake_store.reads) == (1, 1) and not t._filling
