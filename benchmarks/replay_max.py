@@ -44,7 +44,8 @@ from typing import Any
 from sandbox.infra.kafka import EmbeddedKafka
 from sandbox.infra.ports import free_port
 from sandbox.infra.procstats import process_tree
-from sandbox.ingest.harness import PythonProcess, _base_env, replay_platform
+from sandbox.infra.process import PythonModuleServer
+from sandbox.ingest.harness import _base_env, replay_platform
 from sandbox.replay import run as replay_run
 from sandbox.replay.fixture import read_session
 from sandbox.replay.run import ReplayRequest, call, prepare, replay
@@ -167,7 +168,7 @@ def venue_alone(root: Path, session: Path, manifest: Any, client: str) -> dict[s
     import uvloop
 
     port, ws_port = free_port(), free_port()
-    venue = PythonProcess(root / f"venue-alone-{client}", "kraken-venue", "sandbox.venue.control", port,
+    venue = PythonModuleServer(root / f"venue-alone-{client}", "kraken-venue", "sandbox.venue.control", port,
                           _base_env() | {"AETHER_PORT": str(port), "AETHER_WS_PORT": str(ws_port)})
     url = f"ws://127.0.0.1:{ws_port}{'/v2' if manifest.api == 'v2' else '/'}"
     with venue:

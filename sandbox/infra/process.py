@@ -21,7 +21,10 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import time
+import urllib.error
+import urllib.request
 from abc import ABC, abstractmethod
 from pathlib import Path
 from types import TracebackType
@@ -314,3 +317,54 @@ class ManagedServer(ABC):
     def _signal_group(pgid: int, sig: signal.Signals) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pgid, sig)
+
+
+class PythonModuleServer(ManagedServer):
+    """``python -m MODULE`` with its environment, ready when ``GET health_path`` answers 200.
+
+    The sandbox's own components run this way in the local runtime, and the
+    replay harness starts the venue feed and the ingest the same way.
+    ``preexec`` runs in the child before ``exec`` (e.g. joining a cgroup, so a
+    memory limit holds from the first instruction).
+    """
+
+    name: ClassVar[str] = "component"
+
+    def __init__(
+        self, data_dir: Path, name: str, module: str, port: int, env: dict[str, str], *, health_path: str = "/healthz",
+        preexec: Any = None, **kwargs: Any,
+    ) -> None:
+        super().__init__(data_dir, **kwargs)
+        self.health_path = health_path
+        self.name = name  # type: ignore[misc] - per instance: logs and PID files carry the component's name
+        self.module = module
+        self.port = port
+        self.env = dict(env)
+        self.preexec = preexec
+
+    @property
+    def ports(self) -> dict[str, int]:
+        return {"http": self.port}
+
+    @property
+    def url(self) -> str:
+        """Base URL on loopback."""
+        return f"http://{self.host}:{self.port}"
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", self.module]
+
+    def popen_options(self) -> dict[str, Any]:
+        options: dict[str, Any] = {"env": self.env}
+        if self.preexec is not None:
+            options["preexec_fn"] = self.preexec
+        return options
+
+    def ready(self) -> bool | str:
+        try:
+            with urllib.request.urlopen(self.url + self.health_path, timeout=2) as response:  # noqa: S310 - loopback
+                return response.status == 200 or f"{self.health_path} answered {response.status}"
+        except urllib.error.HTTPError as exc:
+            return f"{self.health_path} answered {exc.code}"
+        except OSError as exc:
+            return f"{self.health_path}: {exc}"

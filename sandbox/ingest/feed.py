@@ -291,10 +291,7 @@ class Feed:
             self.publisher.produce(topic, key, value, recv_ns, seq, self._ref_base | self.conn_frames)
             produced = True
         if produced:
-            run.data_frames += 1
-            if run.first_frame_ns is None:
-                run.first_frame_ns = recv_ns
-            run.last_frame_ns = recv_ns
+            run.data_frame(recv_ns)
 
     def _v2_book(self, msg: dict[str, Any], kind: str, raw: str | bytes, recv_ns: int) -> None:
         """A v2 book snapshot or update (nine frames in ten): the general path of :meth:`handle`, unrolled."""
@@ -327,10 +324,7 @@ class Feed:
             produce(topic, key, value, recv_ns, seq, self._ref_base | self.conn_frames)
             produced = True
         if produced:
-            run.data_frames += 1
-            if run.first_frame_ns is None:
-                run.first_frame_ns = recv_ns
-            run.last_frame_ns = recv_ns
+            run.data_frame(recv_ns)
 
     def _v2_trades(self, msg: dict[str, Any], recv_ns: int) -> bool:
         """A v2 trade frame of one symbol (what Kraken sends): the general path of :meth:`handle`, unrolled.
@@ -355,11 +349,7 @@ class Feed:
         self._check_trades(symbol, data)
         topic, key, value, seq = self.normaliser.record("trade", symbol, msg.get("type"), data, recv_ns)
         self.publisher.produce(topic, key, value, recv_ns, seq, self._ref_base | self.conn_frames)
-        run = self.stats.run
-        run.data_frames += 1
-        if run.first_frame_ns is None:
-            run.first_frame_ns = recv_ns
-        run.last_frame_ns = recv_ns
+        self.stats.run.data_frame(recv_ns)
         return True
 
     def _invalid_book(self, msg: Any, raw: str | bytes, exc: Exception) -> None:

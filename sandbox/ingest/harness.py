@@ -12,60 +12,14 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 from sandbox.infra.ports import free_port
-from sandbox.infra.process import ManagedServer
+from sandbox.infra.process import PythonModuleServer
 from sandbox.replay.run import Endpoints
-
-
-class PythonProcess(ManagedServer):
-    """``python -m MODULE`` with its environment, ready when ``GET /healthz`` answers 200."""
-
-    name: ClassVar[str] = "python"
-
-    def __init__(
-        self, data_dir: Path, name: str, module: str, port: int, env: Mapping[str, str], *,
-        preexec: Any = None, start_timeout: float = 60.0,
-    ) -> None:
-        super().__init__(data_dir, start_timeout=start_timeout)
-        self.name = name  # type: ignore[misc] - per instance: the log file carries it
-        self.module = module
-        self.port = port
-        self.env = dict(env)
-        self.preexec = preexec
-
-    @property
-    def ports(self) -> dict[str, int]:
-        return {"http": self.port}
-
-    @property
-    def url(self) -> str:
-        """Base URL on loopback."""
-        return f"http://{self.host}:{self.port}"
-
-    def command(self) -> list[str]:
-        return [sys.executable, "-m", self.module]
-
-    def popen_options(self) -> dict[str, Any]:
-        options: dict[str, Any] = {"env": self.env}
-        if self.preexec is not None:
-            options["preexec_fn"] = self.preexec
-        return options
-
-    def ready(self) -> bool | str:
-        import urllib.error
-        import urllib.request
-
-        try:
-            with urllib.request.urlopen(self.url + "/healthz", timeout=2) as response:  # noqa: S310 - loopback
-                return response.status == 200 or f"/healthz answered {response.status}"
-        except urllib.error.HTTPError as exc:
-            return f"/healthz answered {exc.code}"
 
 
 @dataclass
@@ -73,8 +27,8 @@ class ReplayPlatform:
     """The running venue feed and ingest."""
 
     endpoints: Endpoints
-    venue: PythonProcess
-    ingest: PythonProcess
+    venue: PythonModuleServer
+    ingest: PythonModuleServer
     ws_port: int
     state_file: Path
 
@@ -97,11 +51,11 @@ def replay_platform(
     root = Path(root)
     venue_port, ws_port, ingest_port = free_port(), ws_port or free_port(), free_port()
     state_file = root / "ingest" / "state.json"
-    venue = PythonProcess(
+    venue = PythonModuleServer(
         root / "venue", "kraken-venue", "sandbox.venue.control", venue_port,
         _base_env() | {"AETHER_PORT": str(venue_port), "AETHER_WS_PORT": str(ws_port)},
     )
-    ingest = PythonProcess(
+    ingest = PythonModuleServer(
         root / "ingest", "kraken-ws-ingest", "sandbox.ingest", ingest_port,
         _base_env() | {
             "AETHER_PORT": str(ingest_port),

@@ -165,6 +165,13 @@ class RunStats:
     latency: Histogram = field(default_factory=Histogram)
     """Frame taken off the WebSocket to broker acknowledgement, per record."""
 
+    def data_frame(self, recv_ns: int) -> None:
+        """Count a frame that produced records, received at ``recv_ns``."""
+        self.data_frames += 1
+        if self.first_frame_ns is None:
+            self.first_frame_ns = recv_ns
+        self.last_frame_ns = recv_ns
+
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready, with latency percentiles in milliseconds."""
         out = {k: v for k, v in self.__dict__.items() if k not in ("topics", "latency")}

@@ -8,17 +8,12 @@ sandbox's own components (services, venue, ingest, scheduler) run as
 from __future__ import annotations
 
 import os
-import sys
-import urllib.error
-import urllib.request
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any, ClassVar
 
 from sandbox.infra.kafka import EmbeddedKafka
 from sandbox.infra.nats import EmbeddedNats
 from sandbox.infra.postgres import EmbeddedPostgres
-from sandbox.infra.process import ManagedServer
+from sandbox.infra.process import ManagedServer, PythonModuleServer
 from sandbox.infra.redis import EmbeddedRedis
 from sandbox.runtimes.env import AddressBook, render_env
 from sandbox.runtimes.local.observability import trace_env
@@ -27,47 +22,6 @@ from sandbox.runtimes.local.state import StateDir, write_kraken_credentials
 
 #: Kafka topics the platform uses; created explicitly (Tansu auto-creates with 4 partitions).
 PLATFORM_TOPICS = ("oms.orders", "oms.fills", "risk.events")
-
-
-class PythonComponent(ManagedServer):
-    """One of the sandbox's own components: ``python -m MODULE`` with an HTTP health check."""
-
-    name: ClassVar[str] = "component"
-
-    def __init__(
-        self, data_dir: Path, name: str, module: str, port: int, env: dict[str, str], *, health_path: str = "/healthz",
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(data_dir, **kwargs)
-        self.health_path = health_path
-        self.name = name  # type: ignore[misc] - per instance: logs and PID files carry the component's name
-        self.module = module
-        self.port = port
-        self.env = env
-
-    @property
-    def ports(self) -> dict[str, int]:
-        return {"http": self.port}
-
-    @property
-    def url(self) -> str:
-        """Base URL on loopback."""
-        return f"http://{self.host}:{self.port}"
-
-    def command(self) -> list[str]:
-        return [sys.executable, "-m", self.module]
-
-    def popen_options(self) -> dict[str, Any]:
-        return {"env": self.env}
-
-    def ready(self) -> bool | str:
-        try:
-            with urllib.request.urlopen(self.url + self.health_path, timeout=2) as response:  # noqa: S310 - loopback
-                return response.status == 200 or f"{self.health_path} answered {response.status}"
-        except urllib.error.HTTPError as exc:
-            return f"{self.health_path} answered {exc.code}"
-        except OSError as exc:
-            return f"{self.health_path}: {exc}"
 
 
 class Context(AddressBook):
@@ -144,7 +98,7 @@ def build_server(c: ComponentPlan, state: StateDir, context: Context) -> Managed
     if c.launcher == "python" and c.module:
         # Feast installs itself into its own venv on first use (~30 s with a warm pip cache).
         timeout = 240.0 if c.kind == "feature-store" else 60.0
-        return PythonComponent(
+        return PythonModuleServer(
             data, c.name, c.module, c.port or 0, context.render_env(c), health_path=c.health_path, start_timeout=timeout
         )
     raise ValueError(f"{c.name}: no way to run launcher '{c.launcher}'")
