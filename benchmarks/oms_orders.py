@@ -281,7 +281,16 @@ class Client:
         reader, writer = await self.idle.get()
         try:
             writer.write(head + body)
-            raw = await reader.readuntil(b"\r\n\r\n")
+            try:
+                raw = await reader.readuntil(b"\r\n\r\n")
+            except asyncio.IncompleteReadError as exc:
+                if exc.partial:
+                    raise
+                # Closed while idle (the server's keep-alive timeout, at low rates): send again on a new one.
+                writer.close()
+                reader, writer = await asyncio.open_connection(self.host, self.port)
+                writer.write(head + body)
+                raw = await reader.readuntil(b"\r\n\r\n")
             status = int(raw[9:12])
             length = 0
             for line in raw.split(b"\r\n"):

@@ -31,6 +31,10 @@ ORDER_COLUMNS = (
 _FIELDS = tuple(c.strip() for c in ORDER_COLUMNS.split(","))
 
 
+# Order ids are passed to asyncpg as the canonical strings this module made (``new_order_id``, ``from_row``):
+# its uuid codec parses a str in C, where a ``uuid.UUID`` costs a Python object and its ``bytes`` property.
+
+
 def _json(value: Any) -> str | None:
     return None if value is None else json.dumps(value, default=str, separators=(",", ":"))
 
@@ -81,10 +85,12 @@ class OrderRecord:
     @classmethod
     def from_row(cls, row: Any) -> OrderRecord:
         """From a row selected with :data:`ORDER_COLUMNS`."""
-        data = {k: row[k] for k in _FIELDS}
+        data = {k: row[k] for k in _FIELDS}  # every field: the dataclass __init__ (29 arguments) is skipped
         data["id"] = str(data["id"])
         data["reasons"] = json.loads(data["reasons"]) if isinstance(data["reasons"], str) else data["reasons"] or []
-        return cls(**data)
+        order = object.__new__(cls)
+        order.__dict__ = data
+        return order
 
     def public(self, transitions: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         """The ``OrderPublic`` document."""
@@ -193,7 +199,7 @@ async def insert_order(db: Any, rec: OrderRecord,
     Returns None when an order with the same id or ``(account, client_order_id)`` exists.
     """
     row = await db.fetchrow(
-        _INSERT_ORDER, uuid.UUID(rec.id), rec.account, rec.strategy, rec.client_order_id, rec.symbol, rec.pair,
+        _INSERT_ORDER, rec.id, rec.account, rec.strategy, rec.client_order_id, rec.symbol, rec.pair,
         rec.side, rec.type, rec.qty, rec.price, rec.post_only, rec.userref, rec.reference_price, rec.state, rec.txid,
         rec.filled_qty, rec.filled_cost, rec.fees, rec.fee_currency, rec.estimated_fee, _json(rec.reasons),
         rec.capital_reserved, rec.capital_state, rec.source, rec.created_by,
@@ -310,7 +316,7 @@ async def transition(db: Any, order: OrderRecord, target: str, reason: str, *, d
     Raises :class:`~sandbox.services.oms.states.InvalidTransition` for a move the machine forbids.
     """
     states.check_transition(order.state, target)
-    row = await db.fetchrow(_TRANSITION, uuid.UUID(order.id), order.state, target, reason, _json(detail), txid,
+    row = await db.fetchrow(_TRANSITION, order.id, order.state, target, reason, _json(detail), txid,
                             _json(add_reasons) if add_reasons else None)
     if row is None:
         return None
@@ -352,7 +358,7 @@ async def record_fill(pool: Any, fill: FillRecord, *, base: str, quote: str, txi
     row = await pool.fetchrow(
         "SELECT r_inserted, r_from_state, r_transition_id, r_transition_at, r_order FROM oms_record_fill("
         "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
-        fill.fill_id, uuid.UUID(fill.order_id), txid, fill.side, fill.qty, fill.price, fill.cost, fill.fee,
+        fill.fill_id, fill.order_id, txid, fill.side, fill.qty, fill.price, fill.cost, fill.fee,
         fill.fee_currency, fill.fee_asset, fill.liquidity, fill.ts, fill.source, base, quote, venue_state,
     )
     if row is None:

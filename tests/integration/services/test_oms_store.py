@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import secrets
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -29,14 +30,18 @@ def _fill(order: OrderRecord, n: int) -> FillRecord:
                       liquidity="taker", ts=datetime(2026, 12, 4, 17, n, tzinfo=timezone.utc), source="ws")
 
 
-def test_mark_published_marks_exactly_the_given_fills_and_transitions(postgres: Any) -> None:
+async def _migrated_pool(postgres: Any) -> asyncpg.Pool:
     dbname = f"oms_store_{secrets.token_hex(3)}"
     postgres.create_database(dbname)
+    pool = await asyncpg.create_pool(postgres.dsn(dbname), min_size=1, max_size=2)
+    await apply_migrations(pool, MIGRATIONS)
+    return pool
 
+
+def test_mark_published_marks_exactly_the_given_fills_and_transitions(postgres: Any) -> None:
     async def main() -> None:
-        pool = await asyncpg.create_pool(postgres.dsn(dbname), min_size=1, max_size=2)
+        pool = await _migrated_pool(postgres)
         try:
-            await apply_migrations(pool, MIGRATIONS)
             written = []
             for n in range(3):
                 inserted = await store.insert_order(pool, _order(n), [(None, states.PENDING_NEW, "received", None)])
@@ -66,6 +71,27 @@ def test_mark_published_marks_exactly_the_given_fills_and_transitions(postgres: 
             left_steps = await store.unpublished_transitions(pool, older_than_s=0.0)
             assert [f.fill_id for f, _ in left_fills] == [written[2][3]]
             assert [t.id for t in left_steps] == [written[2][2]]
+        finally:
+            await pool.close()
+
+    asyncio.run(main())
+
+
+def test_a_row_read_back_is_the_record_written(postgres: Any) -> None:
+    """``from_row`` fills every field from the row itself (the dataclass ``__init__`` is skipped)."""
+    async def main() -> None:
+        pool = await _migrated_pool(postgres)
+        try:
+            written = _order(7)
+            written.reasons = [{"code": "x", "n": 1}]
+            inserted = await store.insert_order(pool, written, [(None, states.PENDING_NEW, "received", None)])
+            assert inserted is not None
+            order = inserted[0]
+            assert sorted(order.__dict__) == sorted(f.name for f in dataclasses.fields(OrderRecord))
+            assert {k: v for k, v in order.__dict__.items() if k not in ("created_at", "updated_at")} == {
+                k: v for k, v in written.__dict__.items() if k not in ("created_at", "updated_at")}
+            assert order.created_at is not None and order.remaining_qty == Decimal("1")
+            assert await store.get_order(pool, order.id) == order
         finally:
             await pool.close()
 
