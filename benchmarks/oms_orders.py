@@ -326,9 +326,11 @@ def summarise(latencies: list[float], statuses: list[int], states: list[str], el
     }
 
 
-async def open_loop(client: Client, rate: float, seconds: float, pid: int) -> dict[str, Any]:
-    """``rate`` orders/s for ``seconds``; latency from each order's scheduled time."""
+async def open_loop(client: Client, rate: float, seconds: float, pid: int, group: Any = None) -> dict[str, Any]:
+    """``rate`` orders/s for ``seconds``; latency from each order's scheduled time. With the OMS's cgroup,
+    also the CFS periods it was throttled in and, per second of the run, the orders slower than 100 ms."""
     latencies: list[float] = []
+    slow_by_second: dict[int, int] = {}
     statuses: list[int] = []
     states: list[str] = []
     errors = 0
@@ -340,12 +342,17 @@ async def open_loop(client: Client, rate: float, seconds: float, pid: int) -> di
         except Exception:  # noqa: BLE001 - counted
             errors += 1
             return
-        latencies.append(time.perf_counter() - scheduled)
+        latency = time.perf_counter() - scheduled
+        latencies.append(latency)
+        if latency > 0.1:
+            second = int(scheduled - start)
+            slow_by_second[second] = slow_by_second.get(second, 0) + 1
         statuses.append(status)
         states.append(doc.get("state", doc.get("error", "?")))
 
     total = int(rate * seconds)
     cpu0, sys0, threads0 = cpu_seconds(pid), system_cpu_seconds(pid), thread_cpu_seconds(pid)
+    throttled0 = group.throttled() if group is not None else 0
     start = time.perf_counter()
     tasks = []
     for i in range(total):
@@ -361,6 +368,9 @@ async def open_loop(client: Client, rate: float, seconds: float, pid: int) -> di
     out["errors"] = errors
     out["system_share"] = (system_cpu_seconds(pid) - sys0) / cpu if cpu else float("nan")
     out["threads"] = thread_delta(threads0, thread_cpu_seconds(pid))
+    if group is not None:
+        out["throttled_periods"] = group.throttled() - throttled0
+    out["slow_by_second"] = dict(sorted(slow_by_second.items()))
     return out
 
 
@@ -553,7 +563,7 @@ def main() -> None:
                 if args.cpu_sample:
                     Path(args.cpu_sample + ".gc.json").unlink(missing_ok=True)
                     os.kill(oms.pid, signal.SIGUSR2)  # start sampling
-                results["open"] = await open_loop(client, args.rate, args.seconds, oms.pid)
+                results["open"] = await open_loop(client, args.rate, args.seconds, oms.pid, group)
                 if args.cpu_sample:
                     os.kill(oms.pid, signal.SIGUSR1)  # stop and write the stacks
                     gc_file = Path(args.cpu_sample + ".gc.json")
@@ -631,6 +641,10 @@ def main() -> None:
             print(f"{'':<22} CPU us/order by OMS thread: " + ", ".join(
                 f"{name} {cpu / r['orders'] * 1e6:.0f}" for name, cpu in by_thread) + (
                 f"; kernel share {r['system_share']:.0%}" if "system_share" in r else ""))
+    opened = results.get("open") or {}
+    if "throttled_periods" in opened or opened.get("slow_by_second"):
+        print(f"open loop: CFS periods throttled {opened.get('throttled_periods', 'n/a')} (of about "
+              f"{args.seconds * 10:.0f}); orders over 100 ms by second of the run: {opened.get('slow_by_second') or 'none'}")
     perf = results.get("perf")
     if perf and results.get("open"):
         n = max(results["open"]["orders"], 1)
