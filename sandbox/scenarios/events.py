@@ -44,11 +44,17 @@ def consume(bootstrap: str, topics: tuple[str, ...], emit: Callable[[str, bytes 
                          "fetch.wait.max.ms": 50, "fetch.min.bytes": 1})
     try:
         metadata = consumer.list_topics(timeout=10.0).topics
+        missing = [t for t in topics if t not in metadata]
+        if missing:
+            # A fresh broker where nothing produced yet (the docker runtime creates no topics at start):
+            # create them as the local runtime does, or the first run has no partition to assign.
+            create_topics(bootstrap, missing)
+            metadata = consumer.list_topics(timeout=10.0).topics
         assignment = []
         for topic in topics:
             partitions = sorted(metadata[topic].partitions) if topic in metadata else [0]
             for p in partitions:
-                _, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=5.0)
+                _, high = _high_watermark(consumer, TopicPartition(topic, p))
                 assignment.append(TopicPartition(topic, p, max(0, high - 1)))
         consumer.assign(assignment)
         ready()
@@ -61,6 +67,37 @@ def consume(bootstrap: str, topics: tuple[str, ...], emit: Callable[[str, bytes 
                 emit(msg.topic(), msg.value())
     finally:
         consumer.close()
+
+
+def create_topics(bootstrap: str, topics: list[str], partitions: int = 1, timeout: float = 10.0) -> None:
+    """Create ``topics`` (one partition each, as the local runtime creates the platform's); existing ones are fine."""
+    from confluent_kafka import KafkaError
+    from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    futures = admin.create_topics([NewTopic(t, num_partitions=partitions, replication_factor=1) for t in topics],
+                                  request_timeout=timeout)
+    for future in futures.values():
+        try:
+            future.result(timeout)
+        except Exception as exc:  # noqa: BLE001 - only "already exists" is fine
+            error = exc.args[0] if exc.args else None
+            if getattr(error, "code", lambda: None)() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise
+
+
+def _high_watermark(consumer: Any, partition: Any, attempts: int = 20) -> tuple[int, int]:
+    """The partition's offsets, retried while a just-created partition has no leader yet."""
+    from confluent_kafka import KafkaException
+
+    for attempt in range(attempts):
+        try:
+            return consumer.get_watermark_offsets(partition, timeout=5.0)
+        except KafkaException:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.25)
+    raise AssertionError("unreachable")
 
 
 class EventCollector:
