@@ -148,7 +148,7 @@ def steps_of(result: Any, service: str, budget: Budget, objectives: Objectives) 
     steps = []
     for window in result.windows:
         stats = window_stats(service, [window], buckets, samples, settle_s=SETTLE_S, cpu_limit_m=budget.cpu_m.limit)
-        verdict = judge_phase("peak", stats, budget, objectives, enforced=result.enforced.get(service, False))
+        verdict = judge_phase("peak", stats, budget, objectives, enforced=result.enforced.get(service, False), tail=0)
         steps.append(Step(window.users, window.users * result.profile.rps_per_user, stats, verdict.failures))
     return steps
 

@@ -19,7 +19,7 @@ def step(users, rps, p99, cpu, at_limit=0.0, mem=70.0, requests=None, failures=0
     stats = Stats(seconds=17, requests=requests or int(rps * 17), failures=failures, p50_ms=p99 / 4, p95_ms=p99 / 2,
                   p99_ms=p99, rps=rps, cpu_mean_m=cpu, cpu_p95_m=cpu, cpu_at_limit_share=at_limit,
                   memory_max_mib=mem, samples=17)
-    return Step(users, users * 10.0, stats, judge_phase("peak", stats, BUDGET, OBJ).failures)
+    return Step(users, users * 10.0, stats, judge_phase("peak", stats, BUDGET, OBJ, tail=0).failures)
 
 
 def test_cpu_binds_when_the_quota_pins_it():

@@ -6,7 +6,7 @@ import json
 
 from sandbox.load.catalog import Objectives
 from sandbox.load.sampling import Sample
-from sandbox.load.verdicts import Bucket, Window, judge, percentile, read_timeline, window_stats
+from sandbox.load.verdicts import Bucket, Window, judge, judgeable, percentile, read_timeline, window_stats
 from sandbox.spec.budget import Basis, Budget, DimensionBudget, budget_of
 from sandbox.spec.loader import default_spec
 
@@ -75,13 +75,29 @@ def test_one_cpu_spike_is_not_pinned():
 
 
 def test_latency_and_errors_fail_with_figures():
-    buckets, samples = steady(ms=120, fail=1)
+    buckets, samples = steady(rps=15, ms=120, fail=1)
     v = judge("svc", [Window(T0, T0 + 20, "nominal")], buckets, samples, budget(), OBJ, settle_s=0)
     assert v.reasons == [
-        "nominal: error ratio 10.00% above the objective 1.00% (20 of 200 requests failed)",
+        "nominal: error ratio 6.67% above the objective 1.00% (20 of 300 requests failed)",
         "nominal: p95 latency 120 ms above the objective 50 ms",
         "nominal: p99 latency 120 ms above the objective 100 ms",
     ]
+    assert v.notes == []
+
+
+def test_a_percentile_with_too_few_requests_behind_it_is_noted_not_judged():
+    # 199 requests: under two above the 99th percentile, so its "p99" is an outlier; 60 are enough for p95.
+    buckets, samples = steady(rps=10, ms=10)
+    buckets[-1] = Bucket(buckets[-1].t, "svc", 9, 0, {10: 7, 400: 2})
+    v = judge("svc", [Window(T0, T0 + 20, "nominal")], buckets, samples, budget(), OBJ, settle_s=0)
+    assert v.phases[0].stats.requests == 199 and v.phases[0].stats.p99_ms == 400
+    assert v.passed and v.reasons == []
+    assert v.notes == ["nominal: p99 latency not judged: 199 requests put fewer than 3 above it "
+                       "(measured 400 ms, objective 100 ms)"]
+    few, more = steady(seconds=5, rps=10, ms=90)  # 50 requests: neither percentile judged
+    assert len(judge("svc", [Window(T0, T0 + 5, "nominal")], few, more, budget(), OBJ, settle_s=0).notes) == 2
+    assert [judgeable(n, 0.99) for n in (299, 300)] == [False, True]
+    assert [judgeable(n, 0.95) for n in (59, 60)] == [False, True]
 
 
 def test_nothing_measured_fails():
