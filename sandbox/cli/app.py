@@ -8,6 +8,7 @@ modules and stay thin; the work is done by plain Python APIs.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -29,6 +30,8 @@ from sandbox.cli.output import errors
 from sandbox.errors import InvalidInput, SandboxError
 
 INTERNAL_ERROR = 70
+#: A shell's status for a command killed by SIGPIPE (128 + 13): what `cmd | head` reports for other tools.
+SIGPIPE_EXIT = 141
 
 
 class _State:
@@ -65,6 +68,10 @@ class BoundaryGroup(TyperGroup):
         except Exception as exc:  # noqa: BLE001 - this is the one boundary that reports everything
             if _is_cli_control(exc):
                 raise
+            if isinstance(exc, BrokenPipeError):
+                # The reader went away (`... | head`): nothing to report, and nothing more can be written.
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+                raise typer.Exit(SIGPIPE_EXIT) from exc
             raise typer.Exit(_report(exc)) from exc
 
 

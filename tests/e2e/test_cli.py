@@ -134,3 +134,16 @@ def test_console_script_runs_in_a_fresh_process():
     assert exe, "the console script is installed beside the interpreter"
     out = subprocess.run([exe, "capacity", "--json"], capture_output=True, text=True, timeout=60, check=True)
     assert json.loads(out.stdout)["totals"]["requests"]["cpu_m"] == 7600
+
+
+def test_a_reader_that_goes_away_is_not_an_internal_error():
+    """``aether-sandbox ... | head -1`` once head has left: no report of the closed pipe, the shell's SIGPIPE status."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # every write the command makes fails with EPIPE
+    try:
+        proc = subprocess.run([sys.executable, "-m", "sandbox.cli", "spec", "--json"], stdout=write_end,
+                              stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(write_end)
+    assert "internal error" not in proc.stderr and "Broken pipe" not in proc.stderr, proc.stderr
+    assert proc.returncode == 141
