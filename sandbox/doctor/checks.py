@@ -74,7 +74,8 @@ def check_images(spec: PlatformSpec) -> Check:
     from sandbox.runtimes.docker.images import missing, offline_available, resolve_images
 
     try:
-        tags = engine.image_tags()
+        listed = engine.images()
+        tags = engine.image_tags(listed=listed)
     except engine.EngineUnreachable as exc:
         return Check("container images", Status.FAIL, f"cannot list images: {exc}", "start the Docker engine", ("docker",))
     try:
@@ -91,6 +92,14 @@ def check_images(spec: PlatformSpec) -> Check:
               f"offline set {_count(offline, set(offline), offline_missing)} present"
               + (f"; {overridden} overridden" if overridden else ""))
     if not official_missing or offline_available(spec):
+        from sandbox.runtimes.docker.build import stale_project_images
+
+        stale = stale_project_images(spec, {c.image for c in offline.values()}, listed, offline=True) + \
+            stale_project_images(spec, {c.image for c in official.values()}, listed, offline=False)
+        if stale:
+            return Check("container images", Status.WARN, f"{detail}; {stale[0].split(': its containers')[0]}",
+                         "aether-sandbox images build --offline (or images build for the official set): the "
+                         "containers run the image's code, not this checkout's", ("docker",))
         return Check("container images", Status.OK, detail, needed_by=("docker",))
     return Check("container images", Status.FAIL, detail + f"; offline set missing e.g. {', '.join(offline_missing[:3])}",
                  "aether-sandbox images build --offline (or pull the official images where a registry is reachable)",

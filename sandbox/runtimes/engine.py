@@ -83,7 +83,12 @@ def engine_info(timeout: float = 1.0) -> EngineInfo:
     )
 
 
-def image_tags(timeout: float = 1.0) -> set[str]:
-    """Every ``repository:tag`` the engine holds."""
-    images = _get("/images/json", timeout=timeout)
-    return {tag for image in images for tag in (image.get("RepoTags") or []) if tag != "<none>:<none>"}
+def images(timeout: float = 1.0) -> list[dict]:
+    """The engine's image list (``/images/json``: tags, labels, sizes)."""
+    return _get("/images/json", timeout=timeout)
+
+
+def image_tags(timeout: float = 1.0, listed: list[dict] | None = None) -> set[str]:
+    """Every ``repository:tag`` the engine holds (of ``listed`` when given)."""
+    listed = images(timeout) if listed is None else listed
+    return {tag for image in listed for tag in (image.get("RepoTags") or []) if tag != "<none>:<none>"}

@@ -250,6 +250,19 @@ def test_offline_build_produces_every_offline_image(offline_build) -> None:
 
 @pytest.mark.docker
 @pytest.mark.xdist_group("docker")
+def test_project_images_carry_the_checkout_they_were_built_from(offline_build) -> None:
+    from sandbox.runtimes.docker.api import Engine
+    from sandbox.runtimes.docker.build import SOURCE_LABEL, source_digest, source_root, stale_project_images
+
+    listed = Engine().get("/images/json")
+    labels = {tag: image.get("Labels") or {} for image in listed for tag in image.get("RepoTags") or []}
+    project = {SPEC.component(c).images.offline for c in ("auth-service", "feast")}
+    assert {labels[tag].get(SOURCE_LABEL) for tag in project} == {source_digest(source_root())}
+    assert stale_project_images(SPEC, project, listed, offline=True) == []
+
+
+@pytest.mark.docker
+@pytest.mark.xdist_group("docker")
 @pytest.mark.parametrize(
     ("component", "args", "entrypoint", "expected"),
     [

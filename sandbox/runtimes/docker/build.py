@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import fnmatch
+import hashlib
 import os
 import re
 import shutil
@@ -184,18 +186,43 @@ def _ca_bundle() -> Path | None:
     return system if system.is_file() else None
 
 
+#: What the project image is built from, relative to the checkout (README.md only for the package metadata).
+PROJECT_FILES = ("pyproject.toml", "README.md", "docker/Dockerfile", "docker/entrypoint.sh", "docker/requirements.py")
+PROJECT_TREES = ("sandbox", "fixtures", "feature_repo")
+_SKIPPED = ("__pycache__", "*.pyc", "*.egg-info")
+#: Label of the project image: :func:`source_digest` of the checkout it was built from.
+SOURCE_LABEL = "io.aether-sandbox.source"
+
+
+def _project_paths(root: Path) -> list[Path]:
+    """Every file the project image is built from, in a stable order."""
+    paths = [root / name for name in PROJECT_FILES]
+    for tree in PROJECT_TREES:
+        for path in sorted((root / tree).rglob("*")):
+            parts = path.relative_to(root).parts
+            if path.is_file() and not any(fnmatch.fnmatch(part, pattern) for part in parts for pattern in _SKIPPED):
+                paths.append(path)
+    return paths
+
+
+def source_digest(root: Path) -> str:
+    """A digest of the files the project image runs (every path and content; README.md left out: text only)."""
+    digest = hashlib.sha256()
+    for path in _project_paths(root):
+        relative = path.relative_to(root).as_posix()
+        if relative == "README.md":
+            continue
+        digest.update(relative.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
 def _stage_project(root: Path, target: Path) -> None:
     """A build context with only what the project image needs (no venv, tests or caches)."""
     shutil.rmtree(target, ignore_errors=True)
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
-    (target / "docker").mkdir(parents=True)
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copy2(root / name, target / name)
-    for name in ("Dockerfile", "entrypoint.sh", "requirements.py"):
-        shutil.copy2(root / "docker" / name, target / "docker" / name)
-    shutil.copytree(root / "sandbox", target / "sandbox", ignore=ignore)
-    shutil.copytree(root / "fixtures", target / "fixtures", ignore=ignore)
-    shutil.copytree(root / "feature_repo", target / "feature_repo", ignore=ignore)
+    for path in _project_paths(root):
+        staged = target / path.relative_to(root)
+        staged.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, staged)
     if (bundle := _ca_bundle()) is not None:
         shutil.copyfile(bundle, target / "docker" / "build-ca.crt")
 
@@ -211,10 +238,12 @@ def _stage_recipe(root: Path, recipe: Recipe, target: Path) -> None:
 
 
 def _docker_build(tag: str, context: Path, *, dockerfile: Path, build_args: dict[str, str],
-                  network: str | None, progress: Progress | None, hint: str, target: str | None = None) -> None:
+                  network: str | None, progress: Progress | None, hint: str, target: str | None = None,
+                  labels: dict[str, str] | None = None) -> None:
     argv = ["docker", "build", "-t", tag, "-f", str(dockerfile)]
     if target:
         argv += ["--target", target]
+    argv += [arg for key, value in (labels or {}).items() for arg in ("--label", f"{key}={value}")]
     argv += [arg for key, value in build_args.items() for arg in ("--build-arg", f"{key}={value}")]
     if network:
         argv += ["--network", network]
@@ -369,9 +398,10 @@ class _Builder:
 
                 args["FEAST_REQUIREMENT"] = FEAST_REQUIREMENT
                 differences = (differences + "; " if differences else "") + f"plus {FEAST_REQUIREMENT} in /opt/feast"
+            labels = {SOURCE_LABEL: source_digest(context)}
             return _timed_build(tag, components, differences, lambda: _docker_build(
                 tag, context, dockerfile=context / "docker" / "Dockerfile", build_args=args,
-                network=self.network, progress=self.progress, hint=hint, target=target), self.progress)
+                network=self.network, progress=self.progress, hint=hint, target=target, labels=labels), self.progress)
         recipe = next((OFFLINE_RECIPES[n] for n in components if n in OFFLINE_RECIPES), None)
         if recipe is None:
             return None
@@ -428,3 +458,24 @@ def _base(cache: Path, progress: Progress | None, tag: str) -> tuple[str, ImageR
     status = "cached" if was_cached else "built"
     return tag, ImageResult(tag, (), status, round(time.monotonic() - started, 1), size,
                             "Debian bookworm minbase root file system made with debootstrap")
+
+
+def stale_project_images(spec: PlatformSpec, in_use: set[str], listed: list[dict], *, offline: bool) -> list[str]:
+    """A warning for each project image in ``in_use`` built from other source than this checkout.
+
+    ``listed`` is the engine's ``/images/json``. Nothing is said outside a checkout (an installed
+    package has no source to compare) nor for an image without the label (the user's own build).
+    """
+    try:
+        here = source_digest(source_root())
+    except (EnvironmentProblem, OSError):
+        return []
+    labels = {tag: (image.get("Labels") or {}) for image in listed for tag in image.get("RepoTags") or []}
+    warnings = []
+    for tag in sorted(t for t in in_use if _is_project_image(spec, t)):
+        built_from = labels.get(tag, {}).get(SOURCE_LABEL)
+        if built_from and built_from != here:
+            warnings.append(f"{tag} was built from other source than this checkout (source {built_from}, checkout "
+                            f"{here}): its containers run that code. `aether-sandbox images build"
+                            f"{' --offline' if offline else ''}` rebuilds it (seconds when only code changed)")
+    return warnings

@@ -44,6 +44,7 @@ from sandbox.runtimes.base import (
 )
 from sandbox.runtimes.docker import compose as gen
 from sandbox.runtimes.docker.api import SERVICE_LABEL, Engine
+from sandbox.runtimes.docker.build import stale_project_images
 from sandbox.runtimes.docker.composecli import Compose, describe
 from sandbox.runtimes.docker.containers import (
     applied_limits,
@@ -318,6 +319,9 @@ class DockerRuntime(Runtime):
                 hint="build them with `aether-sandbox images build --offline`" if self.offline
                 else "pull them, or build the offline set with `aether-sandbox images build --offline`",
             )
+        if progress:
+            for warning in stale_project_images(self.spec, wanted, engine.get("/images/json"), offline=self.offline):
+                progress("sandbox", f"warning: {warning}")
         self._write_project(planned, images)
         # Components of earlier `up`s stay in the record (shown as stopped once their containers are gone).
         earlier = [c for c in (self._record() or {}).get("components", []) if c["name"] not in {p.name for p in planned}]
