@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import errno
+import os
+import random
 import socket
+from collections import deque
 from collections.abc import Mapping
+from pathlib import Path
 
 from sandbox.infra.errors import PortInUse
 
@@ -13,12 +17,45 @@ from sandbox.infra.errors import PortInUse
 LOOPBACK = "127.0.0.1"
 
 
-def free_port(host: str = LOOPBACK) -> int:
-    """Return a TCP port on ``host`` that is free right now.
+#: Where :func:`free_port` picks from: above the sandbox's fixed host ports (14222-19092) and below the
+#: kernel's ephemeral range (where it is wide enough).
+PICK_FROM = 20_000
+_MIN_SPAN = 2_000
+_EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+_random = random.Random(os.urandom(16))  # independent of any seeding of the global generator (parallel workers)
+_handed_out: deque[int] = deque(maxlen=4096)
 
-    The kernel picks it (bind to port 0), so it is free at the moment of the
-    call; another process may still take it before the caller binds.
+
+def _pick_range() -> tuple[int, int] | None:
+    """Listening ports outside the kernel's ephemeral range, or None when no span is wide enough."""
+    try:
+        low, high = (int(v) for v in _EPHEMERAL_RANGE.read_text().split())
+    except (OSError, ValueError):
+        return None
+    if low - 1 - PICK_FROM >= _MIN_SPAN:
+        return PICK_FROM, low - 1
+    if 65_535 - (high + 1) >= _MIN_SPAN:
+        return max(high + 1, PICK_FROM), 65_535
+    return None
+
+
+def free_port(host: str = LOOPBACK) -> int:
+    """Return a TCP port on ``host`` that is free right now, for a server to listen on a little later.
+
+    Picked at random outside the kernel's ephemeral range: a port the kernel
+    hands out (bind to port 0) is one it also gives outgoing connections as
+    their local port, so between this call and the server's bind any client on
+    the machine could take it (it did: a service start failed with EADDRINUSE
+    while parallel tests connected). Not handed out twice in a row by this
+    process; another process may still bind it first.
     """
+    span = _pick_range()
+    if span is not None:
+        for _ in range(200):
+            port = _random.randint(*span)
+            if port not in _handed_out and not port_in_use(port, host):
+                _handed_out.append(port)
+                return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])

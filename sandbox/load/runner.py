@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from sandbox.errors import EnvironmentProblem, InvalidInput
+from sandbox.infra.ports import free_port
 from sandbox.load import catalog
 from sandbox.load.catalog import Profile
 from sandbox.load.sampling import Sampler, read_samples
@@ -132,12 +132,6 @@ def _admin_password(runtime: Runtime, sandbox: str) -> str:
     return creds["bootstrap_admin_password"]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _locust_argv(run_dir: Path, classes: list[str], workers: int, port: int) -> list[list[str]]:
     base = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--skip-log-setup",
             "--loglevel", "WARNING"]
@@ -169,7 +163,7 @@ def _stop(procs: list[subprocess.Popen]) -> None:
 
 def _drive(run_dir: Path, classes: list[str], workers: int, seconds: float, say: Progress) -> int:
     """Run locust to the end of the profile; its exit code (1 = some requests failed, which verdicts judge)."""
-    argvs = _locust_argv(run_dir, classes, workers, _free_port())
+    argvs = _locust_argv(run_dir, classes, workers, free_port())
     env = {**os.environ, "AETHER_LOAD_PLAN": str(run_dir / "plan.json"), "PYTHONUNBUFFERED": "1"}
     procs: list[subprocess.Popen] = []
     try:
