@@ -324,9 +324,10 @@ def test_invalid_kafka_messages_are_skipped_not_fatal(
     fees: Any, admin_token: str, topic: str, producer: Callable[..., None]
 ) -> None:
     account = f"acct-{secrets.token_hex(3)}"
-    producer(topic, b"{not json")
-    producer(topic, fill("bad-1", account, "-1", "100"))
-    producer(topic, {**fill("ok-1", account, "2", "100"), "order_id": "o-1"})  # extra fields are fine on Kafka
+    # One key, so one of the topic's two partitions and in this order: the good fill is consumed after the bad ones.
+    producer(topic, b"{not json", key=account)
+    producer(topic, fill("bad-1", account, "-1", "100"), key=account)
+    producer(topic, {**fill("ok-1", account, "2", "100"), "order_id": "o-1"}, key=account)  # extra fields are fine
     wait_volume(fees.url, admin_token, account, "200")
     assert read_metric(fees.url, "fees_fill_messages_rejected_total", reason="invalid_json") == 1
     assert read_metric(fees.url, "fees_fill_messages_rejected_total", reason="invalid_fill") == 1

@@ -269,7 +269,7 @@ def test_fill_on_kafka_moves_the_position_and_the_next_order_breaches_the_limit(
     topic = risk_env["RISK_FILLS_TOPIC"]
     producer(topic, fill("f-1", "1", "50000"), key="acct-1")
     producer(topic, fill("f-1", "1", "50000"), key="acct-1")  # redelivery: counted once
-    producer(topic, b"not json")
+    producer(topic, b"not json", key="acct-1")  # the same partition: consumed before f-2 below
     book = wait_position(api, trader, "acct-1", "XBT/USD", "1")
     (pos,) = book["positions"]
     assert (pos["avg_cost"], pos["mark"], pos["exposure"]) == ("50000", "50000", "50000")
