@@ -46,6 +46,7 @@ from types import SimpleNamespace
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from sandbox.infra.ports import free_port  # noqa: E402
 from sandbox.load import catalog  # noqa: E402
 from sandbox.load.capacity import assess, measure, steps_of  # noqa: E402
 from sandbox.load.runner import _drive  # noqa: E402
@@ -71,14 +72,6 @@ class _BareRuntime:
             cpu_m=self.cgroup.cpu_millicores(), memory_mib=None if mem is None else mem / 2**20, enforced=True))]
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def bare(step_seconds: float, cpu_m: int, root: Path) -> dict:
     """The step profile against a bare FastAPI endpoint held to ``cpu_m``."""
     from sandbox.runtimes.local.cgroups import Cgroup, detect
@@ -89,7 +82,7 @@ def bare(step_seconds: float, cpu_m: int, root: Path) -> dict:
     cg = Cgroup(hierarchy, f"aether-bench/bare-{os.getpid()}")
     cg.create(memory_mib=512)
     cg.limit_cpu(cpu_m)
-    port = _free_port()
+    port = free_port()
     log = (root / "bare.log").open("wb")
     proc = subprocess.Popen([sys.executable, str(REPO / "benchmarks" / "kit_overhead.py"), "--serve", "bare"],  # noqa: S603
                             env={**os.environ, "AETHER_PORT": str(port)}, stdout=log, stderr=subprocess.STDOUT,
