@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import fcntl
 import os
 import random
 import socket
+import tempfile
+import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from sandbox.infra.errors import PortInUse
@@ -22,8 +26,11 @@ LOOPBACK = "127.0.0.1"
 PICK_FROM = 20_000
 _MIN_SPAN = 2_000
 _EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+#: A port handed out is not handed out again, by any process of this user, for this long (the caller's
+#: server binds it meanwhile, or never will).
+HOLD_S = 600.0
 _random = random.Random(os.urandom(16))  # independent of any seeding of the global generator (parallel workers)
-_handed_out: deque[int] = deque(maxlen=4096)
+_handed_out: deque[int] = deque(maxlen=4096)  # this process's, where the shared registry cannot be written
 
 
 def _pick_range() -> tuple[int, int] | None:
@@ -39,6 +46,40 @@ def _pick_range() -> tuple[int, int] | None:
     return None
 
 
+def registry_path() -> Path:
+    """The file where this user's processes record the ports :func:`free_port` handed out."""
+    return Path(tempfile.gettempdir()) / f"aether-sandbox-ports-{os.getuid()}"
+
+
+@contextlib.contextmanager
+def _held_ports() -> Iterator[set[int]]:
+    """The ports handed out within :data:`HOLD_S` by any process (under an exclusive lock); what the caller
+    adds to the set is recorded. This process's own list when the registry cannot be used."""
+    try:
+        handle = open(registry_path(), "a+")  # noqa: SIM115 - closed below, after the lock
+    except OSError:
+        held = set(_handed_out)
+        yield held
+        _handed_out.extend(held - set(_handed_out))
+        return
+    with handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        handle.seek(0)
+        now = time.time()
+        recent: dict[int, float] = {}
+        for entry in handle.read().split():
+            port, _, at = entry.partition("@")
+            with contextlib.suppress(ValueError):
+                if now - float(at) < HOLD_S:
+                    recent[int(port)] = float(at)
+        held = set(recent)
+        yield held
+        recent.update((port, now) for port in held - set(recent))
+        handle.seek(0)
+        handle.truncate()
+        handle.write("".join(f"{port}@{at:.0f}\n" for port, at in recent.items()))
+
+
 def free_port(host: str = LOOPBACK) -> int:
     """Return a TCP port on ``host`` that is free right now, for a server to listen on a little later.
 
@@ -46,16 +87,19 @@ def free_port(host: str = LOOPBACK) -> int:
     hands out (bind to port 0) is one it also gives outgoing connections as
     their local port, so between this call and the server's bind any client on
     the machine could take it (it did: a service start failed with EADDRINUSE
-    while parallel tests connected). Not handed out twice in a row by this
-    process; another process may still bind it first.
+    while parallel tests connected). Nor is a port handed out twice within
+    :data:`HOLD_S` by this user's processes (a registry file under a lock:
+    parallel test workers each picking at random collided too). A process
+    outside the sandbox may still bind it first.
     """
     span = _pick_range()
     if span is not None:
-        for _ in range(200):
-            port = _random.randint(*span)
-            if port not in _handed_out and not port_in_use(port, host):
-                _handed_out.append(port)
-                return port
+        with _held_ports() as held:
+            for _ in range(200):
+                port = _random.randint(*span)
+                if port not in held and not port_in_use(port, host):
+                    held.add(port)
+                    return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
