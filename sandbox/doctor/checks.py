@@ -94,8 +94,8 @@ def check_images(spec: PlatformSpec) -> Check:
     if not official_missing or offline_available(spec):
         from sandbox.runtimes.docker.build import stale_project_images
 
-        stale = stale_project_images(spec, {c.image for c in offline.values()}, listed, offline=True) + \
-            stale_project_images(spec, {c.image for c in official.values()}, listed, offline=False)
+        in_use = {c.image for c in offline.values()} | {c.image for c in official.values()}
+        stale = stale_project_images(spec, in_use, listed, offline=True)  # the digest read once; the fix says both
         if stale:
             return Check("container images", Status.WARN, f"{detail}; {stale[0].split(': its containers')[0]}",
                          "aether-sandbox images build --offline (or images build for the official set): the "

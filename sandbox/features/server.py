@@ -9,39 +9,28 @@ when start fails.
 
 from __future__ import annotations
 
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any, ClassVar
 
 from sandbox.features import venv as feast_venv
-from sandbox.infra.process import ManagedServer
+from sandbox.infra.process import HttpServer
 
 
-class FeatureServer(ManagedServer):
+class FeatureServer(HttpServer):
     """``feast serve`` from the Feast venv on a loopback port (gunicorn, one uvicorn worker)."""
 
     name: ClassVar[str] = "feast"
     poll_interval: ClassVar[float] = 0.2
+    health_path = "/health"
 
     def __init__(self, data_dir: Path, repo_dir: Path, port: int, *, venv: Path | None = None,
                  bind: str | None = None, **kwargs: Any) -> None:
         kwargs.setdefault("start_timeout", 60.0)
-        super().__init__(data_dir, **kwargs)
+        super().__init__(data_dir, port, **kwargs)
         self.repo_dir = repo_dir
-        self.port = port
         self.venv = venv or feast_venv.venv_dir()
         #: The address ``feast serve`` listens on: loopback, or all addresses in a container (``AETHER_HOST``).
         self.bind = bind or self.host
-
-    @property
-    def ports(self) -> dict[str, int]:
-        return {"http": self.port}
-
-    @property
-    def url(self) -> str:
-        """Base URL on loopback."""
-        return f"http://{self.host}:{self.port}"
 
     def command(self) -> list[str]:
         # The registry is re-read every 5 s, so a materialisation's `apply` reaches a running server.
@@ -49,12 +38,3 @@ class FeatureServer(ManagedServer):
             str(self.venv / "bin" / "feast"), "-c", str(self.repo_dir), "serve", "--host", self.bind,
             "--port", str(self.port), "--workers", "1", "--no-access-log", "--registry_ttl_sec", "5",
         ]
-
-    def ready(self) -> bool | str:
-        try:
-            with urllib.request.urlopen(self.url + "/health", timeout=2) as response:  # noqa: S310 - loopback
-                return response.status == 200 or f"/health answered {response.status}"
-        except urllib.error.HTTPError as exc:
-            return f"/health answered {exc.code}"
-        except OSError as exc:
-            return f"/health: {exc}"

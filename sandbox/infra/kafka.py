@@ -114,49 +114,48 @@ class EmbeddedKafka(ManagedServer):
         return f"metadata lists brokers {brokers}, not {self.bootstrap}"
 
     def create_topics(self, names: Iterable[str], partitions: int = 1) -> dict[str, int]:
-        """Create ``names`` with ``partitions`` each (existing ones are kept as they are).
+        """:func:`create_topics` on this broker."""
+        return create_topics(self.bootstrap, names, partitions)
 
-        Returns each topic's partition count as the broker reports it once
-        created, so a caller can spot a pre-existing topic with another count.
-        Raises :class:`TopicCreationFailed` for any other refusal.
-        """
-        from confluent_kafka import KafkaError, KafkaException
-        from confluent_kafka.admin import NewTopic  # type: ignore[attr-defined]  # documented path, not in __all__
+def create_topics(bootstrap: str, names: Iterable[str], partitions: int = 1) -> dict[str, int]:
+    """Create ``names`` with ``partitions`` each on ``bootstrap`` (existing ones are kept as they are).
 
-        wanted = list(dict.fromkeys(names))
-        if not wanted:
-            return {}
-        admin = self._admin()
-        futures = admin.create_topics(
-            [NewTopic(name, num_partitions=partitions, replication_factor=1) for name in wanted],
-            operation_timeout=10.0,
-            request_timeout=15.0,
-        )
-        for name, future in futures.items():
-            try:
-                future.result(timeout=15.0)
-            except KafkaException as exc:
-                error = exc.args[0]
-                if error.code() != KafkaError.TOPIC_ALREADY_EXISTS:
-                    raise TopicCreationFailed(name, error.str()) from exc
+    Returns each topic's partition count as the broker reports it once
+    created, so a caller can spot a pre-existing topic with another count.
+    Raises :class:`TopicCreationFailed` for any other refusal.
+    """
+    from confluent_kafka import KafkaError, KafkaException
+    from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]  # documented path
 
-        found: dict[str, int] = {}
+    wanted = list(dict.fromkeys(names))
+    if not wanted:
+        return {}
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    futures = admin.create_topics(
+        [NewTopic(name, num_partitions=partitions, replication_factor=1) for name in wanted],
+        operation_timeout=10.0,
+        request_timeout=15.0,
+    )
+    for name, future in futures.items():
+        try:
+            future.result(timeout=15.0)
+        except KafkaException as exc:
+            error = exc.args[0]
+            if error.code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise TopicCreationFailed(name, error.str()) from exc
 
-        def all_visible() -> bool | str:
-            topics = admin.list_topics(timeout=2.0).topics
-            missing = [n for n in wanted if n not in topics or topics[n].error is not None]
-            if missing:
-                return f"not yet in metadata: {', '.join(missing)}"
-            found.update({n: len(topics[n].partitions) for n in wanted})
-            return True
+    found: dict[str, int] = {}
 
-        wait_until(all_visible, timeout=10.0, interval=0.05, what=f"topics {wanted} on {self.bootstrap}")
-        return found
+    def all_visible() -> bool | str:
+        topics = admin.list_topics(timeout=2.0).topics
+        missing = [n for n in wanted if n not in topics or topics[n].error is not None]
+        if missing:
+            return f"not yet in metadata: {', '.join(missing)}"
+        found.update({n: len(topics[n].partitions) for n in wanted})
+        return True
 
-    def _admin(self) -> Any:
-        from confluent_kafka.admin import AdminClient
-
-        return AdminClient(self.client_config())
+    wait_until(all_visible, timeout=10.0, interval=0.05, what=f"topics {wanted} on {bootstrap}")
+    return found
 
 
 def _recv_exactly(sock: socket.socket, size: int) -> bytes:

@@ -319,7 +319,35 @@ class ManagedServer(ABC):
             os.killpg(pgid, sig)
 
 
-class PythonModuleServer(ManagedServer):
+class HttpServer(ManagedServer):
+    """A managed server answering HTTP on one loopback port, ready when ``GET health_path`` answers 200."""
+
+    health_path: str = "/healthz"
+
+    def __init__(self, data_dir: Path, port: int, **kwargs: Any) -> None:
+        super().__init__(data_dir, **kwargs)
+        self.port = port
+
+    @property
+    def ports(self) -> dict[str, int]:
+        return {"http": self.port}
+
+    @property
+    def url(self) -> str:
+        """Base URL on loopback."""
+        return f"http://{self.host}:{self.port}"
+
+    def ready(self) -> bool | str:
+        try:
+            with urllib.request.urlopen(self.url + self.health_path, timeout=2) as response:  # noqa: S310 - loopback
+                return response.status == 200 or f"{self.health_path} answered {response.status}"
+        except urllib.error.HTTPError as exc:
+            return f"{self.health_path} answered {exc.code}"
+        except OSError as exc:
+            return f"{self.health_path}: {exc}"
+
+
+class PythonModuleServer(HttpServer):
     """``python -m MODULE`` with its environment, ready when ``GET health_path`` answers 200.
 
     The sandbox's own components run this way in the local runtime, and the
@@ -334,22 +362,12 @@ class PythonModuleServer(ManagedServer):
         self, data_dir: Path, name: str, module: str, port: int, env: dict[str, str], *, health_path: str = "/healthz",
         preexec: Any = None, **kwargs: Any,
     ) -> None:
-        super().__init__(data_dir, **kwargs)
+        super().__init__(data_dir, port, **kwargs)
         self.health_path = health_path
         self.name = name  # type: ignore[misc] - per instance: logs and PID files carry the component's name
         self.module = module
-        self.port = port
         self.env = dict(env)
         self.preexec = preexec
-
-    @property
-    def ports(self) -> dict[str, int]:
-        return {"http": self.port}
-
-    @property
-    def url(self) -> str:
-        """Base URL on loopback."""
-        return f"http://{self.host}:{self.port}"
 
     def command(self) -> list[str]:
         return [sys.executable, "-m", self.module]
@@ -359,12 +377,3 @@ class PythonModuleServer(ManagedServer):
         if self.preexec is not None:
             options["preexec_fn"] = self.preexec
         return options
-
-    def ready(self) -> bool | str:
-        try:
-            with urllib.request.urlopen(self.url + self.health_path, timeout=2) as response:  # noqa: S310 - loopback
-                return response.status == 200 or f"{self.health_path} answered {response.status}"
-        except urllib.error.HTTPError as exc:
-            return f"{self.health_path} answered {exc.code}"
-        except OSError as exc:
-            return f"{self.health_path}: {exc}"

@@ -48,6 +48,8 @@ def consume(bootstrap: str, topics: tuple[str, ...], emit: Callable[[str, bytes 
         if missing:
             # A fresh broker where nothing produced yet (the docker runtime creates no topics at start):
             # create them as the local runtime does, or the first run has no partition to assign.
+            from sandbox.infra.kafka import create_topics
+
             create_topics(bootstrap, missing)
             metadata = consumer.list_topics(timeout=10.0).topics
         assignment = []
@@ -67,23 +69,6 @@ def consume(bootstrap: str, topics: tuple[str, ...], emit: Callable[[str, bytes 
                 emit(msg.topic(), msg.value())
     finally:
         consumer.close()
-
-
-def create_topics(bootstrap: str, topics: list[str], partitions: int = 1, timeout: float = 10.0) -> None:
-    """Create ``topics`` (one partition each, as the local runtime creates the platform's); existing ones are fine."""
-    from confluent_kafka import KafkaError
-    from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
-
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    futures = admin.create_topics([NewTopic(t, num_partitions=partitions, replication_factor=1) for t in topics],
-                                  request_timeout=timeout)
-    for future in futures.values():
-        try:
-            future.result(timeout)
-        except Exception as exc:  # noqa: BLE001 - only "already exists" is fine
-            error = exc.args[0] if exc.args else None
-            if getattr(error, "code", lambda: None)() != KafkaError.TOPIC_ALREADY_EXISTS:
-                raise
 
 
 def _high_watermark(consumer: Any, partition: Any, attempts: int = 20) -> tuple[int, int]:

@@ -16,14 +16,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any, ClassVar
 
 import yaml
 
-from sandbox.infra.process import ManagedServer
+from sandbox.infra.process import HttpServer, ManagedServer
 from sandbox.observability.exporter import StatusExporter
 from sandbox.observability.prometheus import Target, config, file_sd, scraped
 from sandbox.observability.rules import BudgetRow, rule_files
@@ -50,35 +48,21 @@ def trace_env(environ: os._Environ[str] | dict[str, str] | None = None) -> dict[
     return {k: v for k, v in source.items() if k.startswith("OTEL_")}
 
 
-def _http_ready(url: str) -> bool | str:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback
-            return response.status == 200 or f"answered {response.status}"
-    except urllib.error.HTTPError as exc:
-        return f"answered {exc.code}"
-    except OSError as exc:
-        return str(exc)
-
-
-class PrometheusServer(ManagedServer):
+class PrometheusServer(HttpServer):
     """The Prometheus binary with a configuration generated from the plan, plus the sandbox exporter."""
 
     name: ClassVar[str] = "prometheus"
+    health_path = "/-/ready"
+    # ``ports`` lists only Prometheus's own: the exporter listens in the supervisor, not in Prometheus's process tree.
 
     def __init__(self, data_dir: Path, plan: Plan, me: ComponentPlan, status_json: Path,
                  settings: ObservabilitySettings | None = None, **kwargs: Any) -> None:
-        super().__init__(data_dir, **kwargs)
+        super().__init__(data_dir, me.port or 0, **kwargs)
         self.plan = plan
-        self.port = me.port or 0
         self.exporter_port = me.extra_ports["exporter"]
         self.status_json = status_json
         self.settings = settings or ObservabilitySettings()
         self.exporter: StatusExporter | None = None
-
-    @property
-    def ports(self) -> dict[str, int]:
-        # Only Prometheus's own: the exporter listens in the supervisor, not in Prometheus's process tree.
-        return {"http": self.port}
 
     def targets(self) -> list[Target]:
         """Every planned component with a port that serves ``/metrics``."""
@@ -119,9 +103,6 @@ class PrometheusServer(ManagedServer):
             "--web.enable-lifecycle",
         ]
 
-    def ready(self) -> bool | str:
-        return _http_ready(f"http://{self.host}:{self.port}/-/ready")
-
     def stop(self) -> None:
         try:
             super().stop()
@@ -131,18 +112,11 @@ class PrometheusServer(ManagedServer):
                 self.exporter = None
 
 
-class AlertmanagerServer(ManagedServer):
+class AlertmanagerServer(HttpServer):
     """The Alertmanager binary, single node, with the committed configuration."""
 
     name: ClassVar[str] = "alertmanager"
-
-    def __init__(self, data_dir: Path, port: int, **kwargs: Any) -> None:
-        super().__init__(data_dir, **kwargs)
-        self.port = port
-
-    @property
-    def ports(self) -> dict[str, int]:
-        return {"http": self.port}
+    health_path = "/-/ready"
 
     def prepare(self) -> None:
         shutil.copyfile(ALERTMANAGER_CONFIG, self.data_dir / "alertmanager.yml")
@@ -155,9 +129,6 @@ class AlertmanagerServer(ManagedServer):
             f"--web.listen-address={self.host}:{self.port}",
             "--cluster.listen-address=",
         ]
-
-    def ready(self) -> bool | str:
-        return _http_ready(f"http://{self.host}:{self.port}/-/ready")
 
 
 def build(c: ComponentPlan, plan: Plan, data_dir: Path, status_json: Path) -> ManagedServer:

@@ -116,10 +116,22 @@ class Published:
         self.sent.append(("order", order.state))
 
 
+def _fill_and_instrument() -> tuple[Any, Any]:
+    """A 1 XBT/USD buy fill of order ``OID`` and its instrument."""
+    from sandbox.services.oms.instruments import Instrument
+    from sandbox.services.oms.store import FillRecord
+
+    fill = FillRecord(fill_id="T1", order_id=OID, account="a", strategy=None, symbol="XBT/USD", side="buy",
+                      qty=Decimal("1"), price=Decimal("1"), cost=Decimal("1"), fee=Decimal("0"), fee_currency="USD",
+                      fee_asset="ZUSD", liquidity="taker", ts=T0, source="ws")
+    inst = Instrument(key="XXBTZUSD", altname="XBTUSD", wsname="XBT/USD", base="XXBT", quote="ZUSD", pair_decimals=1,
+                      lot_decimals=8, cost_decimals=5, ordermin=Decimal("0.0001"), tick_size=Decimal("0.1"))
+    return fill, inst
+
+
 def test_an_acknowledgement_waits_for_the_fill_being_written_instead_of_racing_it(
         fake_store: Calls, monkeypatch: pytest.MonkeyPatch) -> None:
     """The trade event came before the AddOrder answer: the acknowledgement sends no write bound to fail."""
-    from sandbox.services.oms.instruments import Instrument
     from sandbox.services.oms.store import FillOutcome, FillRecord
 
     events = Published()
@@ -127,11 +139,7 @@ def test_an_acknowledgement_waits_for_the_fill_being_written_instead_of_racing_i
     t.events = events  # type: ignore[assignment]
     placed = order(state=states.PENDING_NEW)
     filled = fake_store.db_order
-    fill = FillRecord(fill_id="T1", order_id=OID, account="a", strategy=None, symbol="XBT/USD", side="buy",
-                      qty=Decimal("1"), price=Decimal("1"), cost=Decimal("1"), fee=Decimal("0"), fee_currency="USD",
-                      fee_asset="ZUSD", liquidity="taker", ts=T0, source="ws")
-    inst = Instrument(key="XXBTZUSD", altname="XBTUSD", wsname="XBT/USD", base="XXBT", quote="ZUSD", pair_decimals=1,
-                      lot_decimals=8, cost_decimals=5, ordermin=Decimal("0.0001"), tick_size=Decimal("0.1"))
+    fill, inst = _fill_and_instrument()
     release = asyncio.Event()
     order_seen: list[str] = []
 
@@ -160,15 +168,10 @@ def test_an_acknowledgement_waits_for_the_fill_being_written_instead_of_racing_i
 
 
 def test_a_failed_fill_write_releases_the_waiting_move(fake_store: Calls, monkeypatch: pytest.MonkeyPatch) -> None:
-    from sandbox.services.oms.instruments import Instrument
     from sandbox.services.oms.store import FillRecord
 
     t = tracker()
-    fill = FillRecord(fill_id="T1", order_id=OID, account="a", strategy=None, symbol="XBT/USD", side="buy",
-                      qty=Decimal("1"), price=Decimal("1"), cost=Decimal("1"), fee=Decimal("0"), fee_currency="USD",
-                      fee_asset="ZUSD", liquidity="taker", ts=T0, source="ws")
-    inst = Instrument(key="XXBTZUSD", altname="XBTUSD", wsname="XBT/USD", base="XXBT", quote="ZUSD", pair_decimals=1,
-                      lot_decimals=8, cost_decimals=5, ordermin=Decimal("0.0001"), tick_size=Decimal("0.1"))
+    fill, inst = _fill_and_instrument()
     release = asyncio.Event()
 
     async def record_fill(_db: Any, _fill: FillRecord, **_k: Any) -> None:
