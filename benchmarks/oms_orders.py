@@ -1,6 +1,6 @@
 """Orders per second and latency of one oms-service replica, on loopback, bounded in count and time.
 
-Run: ``.venv/bin/python benchmarks/oms_orders.py [--rate 100] [--seconds 10] [--checks risk,fees]
+Run: ``.venv/bin/python benchmarks/oms_orders.py [--rate 100] [--seconds 10] [--checks risk,fees] [--replicas 2]
 [--cpu-m 200] [--max-concurrency 16] [--pyspy FILE] [--cpu-sample FILE]``
 
 Starts embedded PostgreSQL, Redis, NATS and Kafka (Tansu), auth-service, the
@@ -14,6 +14,11 @@ writable cgroup; otherwise measured unconfined and said so).
 Every order is a marketable limit order for 0.001 XBT (buys and sells
 alternate), so each one is checked, sent to the venue, acknowledged, filled,
 and its fill recorded and published: the whole path.
+
+With ``--replicas N`` N OMS processes share the database, Redis, Kafka and the
+venue key (each in its own cgroup with ``--cpu-m``) and the load generator
+sends each order to the next replica in turn, as a round-robin Service would;
+CPU per order is then all replicas' CPU over all orders.
 
 Two phases:
 
@@ -158,6 +163,20 @@ def thread_cpu_seconds(pid: int) -> dict[str, float]:
     return totals
 
 
+def replicas_cpu(pids: list[int]) -> list[float]:
+    """:func:`cpu_seconds` of each replica."""
+    return [cpu_seconds(pid) for pid in pids]
+
+
+def replicas_threads(pids: list[int]) -> dict[str, float]:
+    """:func:`thread_cpu_seconds` summed over the replicas, by thread name."""
+    totals: dict[str, float] = {}
+    for pid in pids:
+        for name, cpu in thread_cpu_seconds(pid).items():
+            totals[name] = totals.get(name, 0.0) + cpu
+    return totals
+
+
 def thread_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
     """Per-thread-name CPU seconds spent between two :func:`thread_cpu_seconds` readings."""
     return {name: after[name] - before.get(name, 0.0) for name in after if after[name] - before.get(name, 0.0) > 0}
@@ -242,24 +261,31 @@ def oms_cgroup(cpu_m: int) -> tuple[Any, str]:
 
 
 class Client:
-    """A pool of keep-alive connections posting orders."""
+    """A pool of keep-alive connections posting orders; with several replicas' URLs, each order goes to the next
+    replica in turn (as a round-robin Service would send them)."""
 
-    def __init__(self, url: str, token: str, size: int) -> None:
-        self.host, port = url.split("//", 1)[1].rsplit(":", 1)
-        self.port = int(port)
+    def __init__(self, urls: list[str], token: str, size: int) -> None:
+        self.origins = []
+        for url in urls:
+            host, port = url.split("//", 1)[1].rsplit(":", 1)
+            self.origins.append((host, int(port)))
         self.token = token
         self.size = size
-        self.idle: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = asyncio.Queue()
+        self.idle: list[asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]]] = [
+            asyncio.Queue() for _ in urls]
         self.seq = 0
+        self.turn = 0
 
     async def open(self) -> None:
-        for _ in range(self.size):
-            self.idle.put_nowait(await asyncio.open_connection(self.host, self.port))
+        for (host, port), idle in zip(self.origins, self.idle):
+            for _ in range(self.size):
+                idle.put_nowait(await asyncio.open_connection(host, port))
 
     async def close(self) -> None:
-        while not self.idle.empty():
-            _, writer = self.idle.get_nowait()
-            writer.close()
+        for idle in self.idle:
+            while not idle.empty():
+                _, writer = idle.get_nowait()
+                writer.close()
 
     def body(self) -> bytes:
         self.seq += 1
@@ -270,15 +296,20 @@ class Client:
                "strategy": None}
         return json.dumps({k: v for k, v in doc.items() if v is not None}).encode()
 
-    async def post(self, get: str | None = None) -> tuple[int, dict[str, Any]]:
+    async def post(self, get: str | None = None, replica: int | None = None) -> tuple[int, dict[str, Any]]:
+        if replica is None:
+            replica = self.turn
+            self.turn = (self.turn + 1) % len(self.origins)
+        host, port = self.origins[replica]
+        idle = self.idle[replica]
         if get:
-            head, body = (f"GET {get} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
+            head, body = (f"GET {get} HTTP/1.1\r\nHost: {host}:{port}\r\n"
                           f"Authorization: Bearer {self.token}\r\n\r\n").encode(), b""
         else:
             body = self.body()
-            head = (f"POST /v1/orders HTTP/1.1\r\nHost: {self.host}:{self.port}\r\nAuthorization: Bearer {self.token}\r\n"
+            head = (f"POST /v1/orders HTTP/1.1\r\nHost: {host}:{port}\r\nAuthorization: Bearer {self.token}\r\n"
                     f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode()
-        reader, writer = await self.idle.get()
+        reader, writer = await idle.get()
         try:
             writer.write(head + body)
             try:
@@ -288,7 +319,7 @@ class Client:
                     raise
                 # Closed while idle (the server's keep-alive timeout, at low rates): send again on a new one.
                 writer.close()
-                reader, writer = await asyncio.open_connection(self.host, self.port)
+                reader, writer = await asyncio.open_connection(host, port)
                 writer.write(head + body)
                 raw = await reader.readuntil(b"\r\n\r\n")
             status = int(raw[9:12])
@@ -299,10 +330,10 @@ class Client:
             payload = await reader.readexactly(length) if length else b""
         except Exception:
             writer.close()
-            reader, writer = await asyncio.open_connection(self.host, self.port)
+            reader, writer = await asyncio.open_connection(host, port)
             raise
         finally:
-            self.idle.put_nowait((reader, writer))
+            idle.put_nowait((reader, writer))
         try:
             return status, json.loads(payload)
         except ValueError:
@@ -326,9 +357,10 @@ def summarise(latencies: list[float], statuses: list[int], states: list[str], el
     }
 
 
-async def open_loop(client: Client, rate: float, seconds: float, pid: int, group: Any = None) -> dict[str, Any]:
-    """``rate`` orders/s for ``seconds``; latency from each order's scheduled time. With the OMS's cgroup,
-    also the CFS periods it was throttled in and, per second of the run, the orders slower than 100 ms."""
+async def open_loop(client: Client, rate: float, seconds: float, pids: list[int],
+                    groups: list[Any]) -> dict[str, Any]:
+    """``rate`` orders/s for ``seconds``; latency from each order's scheduled time. With the OMS's cgroups,
+    also the CFS periods each replica was throttled in and, per second of the run, the orders slower than 100 ms."""
     latencies: list[float] = []
     slow_by_second: dict[int, int] = {}
     statuses: list[int] = []
@@ -351,8 +383,8 @@ async def open_loop(client: Client, rate: float, seconds: float, pid: int, group
         states.append(doc.get("state", doc.get("error", "?")))
 
     total = int(rate * seconds)
-    cpu0, sys0, threads0 = cpu_seconds(pid), system_cpu_seconds(pid), thread_cpu_seconds(pid)
-    throttled0 = group.throttled() if group is not None else 0
+    cpu0, sys0, threads0 = replicas_cpu(pids), sum(map(system_cpu_seconds, pids)), replicas_threads(pids)
+    throttled0 = [group.throttled() for group in groups]
     start = time.perf_counter()
     tasks = []
     for i in range(total):
@@ -363,18 +395,20 @@ async def open_loop(client: Client, rate: float, seconds: float, pid: int, group
         tasks.append(asyncio.create_task(one(scheduled)))
     await asyncio.gather(*tasks)
     elapsed = time.perf_counter() - start
-    cpu = cpu_seconds(pid) - cpu0
+    by_replica = [after - before for before, after in zip(cpu0, replicas_cpu(pids))]
+    cpu = sum(by_replica)
     out = summarise(latencies, statuses, states, elapsed, cpu)
     out["errors"] = errors
-    out["system_share"] = (system_cpu_seconds(pid) - sys0) / cpu if cpu else float("nan")
-    out["threads"] = thread_delta(threads0, thread_cpu_seconds(pid))
-    if group is not None:
-        out["throttled_periods"] = group.throttled() - throttled0
+    out["system_share"] = (sum(map(system_cpu_seconds, pids)) - sys0) / cpu if cpu else float("nan")
+    out["threads"] = thread_delta(threads0, replicas_threads(pids))
+    out["replica_cpu_m"] = [c / elapsed * 1000 for c in by_replica]
+    if groups:
+        out["throttled_periods"] = [group.throttled() - t0 for group, t0 in zip(groups, throttled0)]
     out["slow_by_second"] = dict(sorted(slow_by_second.items()))
     return out
 
 
-async def closed_loop(client: Client, concurrency: int, seconds: float, pid: int,
+async def closed_loop(client: Client, concurrency: int, seconds: float, pids: list[int],
                       get: str | None = None) -> dict[str, Any]:
     """``concurrency`` clients back to back for ``seconds`` (orders, or ``GET get``)."""
     latencies: list[float] = []
@@ -385,16 +419,16 @@ async def closed_loop(client: Client, concurrency: int, seconds: float, pid: int
     async def worker() -> None:
         while time.perf_counter() < stop_at:
             t0 = time.perf_counter()
-            status, doc = await client.post(get)
+            status, doc = await client.post(get, 0 if get else None)
             latencies.append(time.perf_counter() - t0)
             statuses.append(status)
             states.append(doc.get("state", doc.get("error", "?")))
 
-    cpu0, threads0 = cpu_seconds(pid), thread_cpu_seconds(pid)
+    cpu0, threads0 = sum(replicas_cpu(pids)), replicas_threads(pids)
     start = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
-    out = summarise(latencies, statuses, states, time.perf_counter() - start, cpu_seconds(pid) - cpu0)
-    out["threads"] = thread_delta(threads0, thread_cpu_seconds(pid))
+    out = summarise(latencies, statuses, states, time.perf_counter() - start, sum(replicas_cpu(pids)) - cpu0)
+    out["threads"] = thread_delta(threads0, replicas_threads(pids))
     return out
 
 
@@ -439,6 +473,8 @@ def main() -> None:
     parser.add_argument("--max-concurrency", type=int, default=16, help="closed-loop clients (0 = skip the phase)")
     parser.add_argument("--checks", default="risk,fees", help="upstreams: any of policy,risk,fees or 'none'")
     parser.add_argument("--cpu-m", type=int, default=0, help="run the OMS under this CPU quota (e.g. 200)")
+    parser.add_argument("--replicas", type=int, default=1,
+                        help="OMS replicas (each in its own cgroup with --cpu-m; orders sent to each in turn)")
     parser.add_argument("--keep-logs", action="store_true", help="keep the log directory")
     parser.add_argument("--profile", help="write a cProfile of the OMS process to this file")
     parser.add_argument("--pyspy", help="sample the OMS with py-spy during both phases (collapsed stacks to this "
@@ -461,7 +497,8 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="aether-oms-bench-"))
     root.chmod(0o711)
     procs = Procs(root)
-    group, group_note = (None, "unconfined")
+    groups: list[Any] = []
+    group_note = "unconfined"
     results: dict[str, Any] = {}
     try:
         with EmbeddedPostgres(root / "pg", free_port()) as pg, EmbeddedRedis(root / "redis", free_port()) as redis, \
@@ -538,18 +575,26 @@ def main() -> None:
                 upstream_env["OMS_POLICY_URL"] = url
 
             pg.create_database("oms")
-            if args.cpu_m:
-                group, group_note = oms_cgroup(args.cpu_m)
-            oms_url, oms = procs.service("oms", {
-                **common("oms"), "OMS_REDIS_URL": redis.url.rsplit("/", 1)[0] + "/2",
-                "OMS_SIMULATION_DATABASE_URL": pg.dsn("oms"), "OMS_KAFKA_BOOTSTRAP": kafka.bootstrap,
-                "OMS_NATS_URL": nats.url, "OMS_VENUE_URL": venue_url, "KRAKEN_CREDENTIALS_DIR": str(creds),
-                **upstream_env}, preexec=group.join if group is not None else None,
-                argv=[sys.executable, "-c", PROFILED, args.profile] if args.profile else
-                [sys.executable, "-c", CPU_SAMPLED, args.cpu_sample] if args.cpu_sample else None)
+            replicas: list[tuple[str, subprocess.Popen[bytes]]] = []
+            for index in range(args.replicas):
+                group = None
+                if args.cpu_m:
+                    group, group_note = oms_cgroup(args.cpu_m)
+                    if group is not None:
+                        groups.append(group)
+                profiled = index == 0  # the profilers watch the first replica
+                replicas.append(procs.service("oms", {
+                    **common("oms"), "OMS_REDIS_URL": redis.url.rsplit("/", 1)[0] + "/2",
+                    "OMS_SIMULATION_DATABASE_URL": pg.dsn("oms"), "OMS_KAFKA_BOOTSTRAP": kafka.bootstrap,
+                    "OMS_NATS_URL": nats.url, "OMS_VENUE_URL": venue_url, "KRAKEN_CREDENTIALS_DIR": str(creds),
+                    **upstream_env}, preexec=group.join if group is not None else None,
+                    argv=[sys.executable, "-c", PROFILED, args.profile] if args.profile and profiled else
+                    [sys.executable, "-c", CPU_SAMPLED, args.cpu_sample] if args.cpu_sample and profiled else None))
+            oms_url, oms = replicas[0]
+            pids = [proc.pid for _, proc in replicas]
 
             async def run() -> None:
-                client = Client(oms_url, admin, size=max(64, args.max_concurrency))
+                client = Client([url for url, _ in replicas], admin, size=max(64, args.max_concurrency))
                 await client.open()
                 for _ in range(50):  # warm-up: caches, connections, JIT-free but lazy imports
                     await client.post()
@@ -563,7 +608,7 @@ def main() -> None:
                 if args.cpu_sample:
                     Path(args.cpu_sample + ".gc.json").unlink(missing_ok=True)
                     os.kill(oms.pid, signal.SIGUSR2)  # start sampling
-                results["open"] = await open_loop(client, args.rate, args.seconds, oms.pid, group)
+                results["open"] = await open_loop(client, args.rate, args.seconds, pids, groups)
                 if args.cpu_sample:
                     os.kill(oms.pid, signal.SIGUSR1)  # stop and write the stacks
                     gc_file = Path(args.cpu_sample + ".gc.json")
@@ -580,20 +625,20 @@ def main() -> None:
                     results["strace"] = (root / "strace.txt").read_text()
                 await asyncio.sleep(2.0)
                 if args.max_concurrency:
-                    results["closed"] = await closed_loop(client, args.max_concurrency, args.seconds, oms.pid)
+                    results["closed"] = await closed_loop(client, args.max_concurrency, args.seconds, pids)
                 if spy is not None:
                     os.kill(spy.pid, signal.SIGINT)
                     spy.wait(30)
-                results["floor"] = await closed_loop(client, 8, min(3.0, args.seconds), oms.pid,
+                results["floor"] = await closed_loop(client, 8, min(3.0, args.seconds), [oms.pid],
                                                      get="/v1/status")
-                results["rss_mib"] = rss_mib(oms.pid)
+                results["rss_mib"] = [rss_mib(pid) for pid in pids]
                 await client.close()
 
             try:
                 asyncio.run(run())
                 time.sleep(2.0)  # let fills and events settle before reading the OMS's own view
-                status = httpx.get(f"{oms_url}/v1/status", headers={"Authorization": f"Bearer {admin}"}).json()
-                results["feed"] = status["executions_feed"]
+                results["feed"] = [httpx.get(f"{url}/v1/status", headers={"Authorization": f"Bearer {admin}"}).json()[
+                    "executions_feed"] for url, _ in replicas]
                 rejected = httpx.get(f"{oms_url}/v1/orders", params={"state": "rejected", "limit": 500},
                                      headers={"Authorization": f"Bearer {admin}"}).json()["items"]
                 reasons: dict[str, int] = {}
@@ -609,7 +654,7 @@ def main() -> None:
                 procs.stop_all()  # the services before the servers they use
     finally:
         procs.stop_all()
-        if group is not None:
+        for group in groups:
             for path in {group.cpu_dir, group.cpuacct_dir, group.memory_dir}:
                 for directory in (path, path.parent):  # the group, then aether-bench/ when it is empty
                     try:
@@ -621,17 +666,21 @@ def main() -> None:
         else:
             shutil.rmtree(root, ignore_errors=True)
 
-    print(f"\noms-service, one replica ({group_note}); checks: {', '.join(sorted(checks)) or 'none'}; "
+    replicas_note = "one replica" if args.replicas == 1 else f"{args.replicas} replicas, orders sent round-robin"
+    print(f"\noms-service, {replicas_note} ({group_note} each); checks: {', '.join(sorted(checks)) or 'none'}; "
           f"{os.cpu_count()} CPUs, load average before {load_before}")
     print("every order: claim id, checks, AddOrder, ack, fill (executions feed), Kafka events")
     print(f"{'phase':<22} {'orders':>7} {'orders/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} "
           f"{'OMS CPU us/order':>17} {'orders/s @200m':>15}")
+    if args.replicas > 1:
+        print("(CPU per order: all replicas' CPU over all orders; orders/s @200m: with 200m for each replica)")
     for name, label in (("open", f"open loop {args.rate:g}/s"), ("closed", f"closed loop x{args.max_concurrency}"),
                         ("floor", "GET /v1/status")):
         r = results.get(name)
         if not r:
             continue
-        at_200m = 0.2 / (r["cpu_us_per_order"] / 1e6) if r["cpu_us_per_order"] else float("nan")
+        scale = args.replicas if name != "floor" else 1
+        at_200m = scale * 0.2 / (r["cpu_us_per_order"] / 1e6) if r["cpu_us_per_order"] else float("nan")
         print(f"{label:<22} {r['orders']:>7} {r['rate']:>9.1f} {r['p50_ms']:>8.1f} {r['p99_ms']:>8.1f} "
               f"{r['max_ms']:>8.1f} {r['cpu_us_per_order']:>17.0f} {at_200m:>15.0f}")
         print(f"{'':<22} statuses {r['statuses']} states {r['states']}" + (
@@ -642,6 +691,8 @@ def main() -> None:
                 f"{name} {cpu / r['orders'] * 1e6:.0f}" for name, cpu in by_thread) + (
                 f"; kernel share {r['system_share']:.0%}" if "system_share" in r else ""))
     opened = results.get("open") or {}
+    if args.replicas > 1 and opened.get("replica_cpu_m"):
+        print("open loop: CPU of each replica (millicores): " + ", ".join(f"{m:.0f}" for m in opened["replica_cpu_m"]))
     if "throttled_periods" in opened or opened.get("slow_by_second"):
         print(f"open loop: CFS periods throttled {opened.get('throttled_periods', 'n/a')} (of about "
               f"{args.seconds * 10:.0f}); orders over 100 ms by second of the run: {opened.get('slow_by_second') or 'none'}")
@@ -655,8 +706,9 @@ def main() -> None:
     if results.get("gc"):
         print("OMS garbage collections in the open loop (generation: count, CPU ms): " + ", ".join(
             f"{g}: {v['count']}, {v['cpu_ms']:.1f}" for g, v in results["gc"].items()))
-    print(f"executions feed: {results.get('feed')}; OMS resident memory after the load: "
-          f"{results.get('rss_mib', float('nan')):.0f} MiB")
+    for index, feed in enumerate(results.get("feed") or []):
+        print(f"replica {index}: executions feed {feed}")
+    print("OMS resident memory after the load: " + ", ".join(f"{m:.0f}" for m in results.get("rss_mib") or []) + " MiB")
     for line in results.get("events", []):
         print(f"  {line}")
     if results.get("rejections"):

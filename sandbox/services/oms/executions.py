@@ -7,6 +7,11 @@ The feed (Kraken WebSocket v2: token from ``GetWebSocketsToken``, subscribe to
 the open orders are synced over REST, which covers what happened while the
 feed was down.
 
+Every replica receives every event. Events of orders another replica placed
+(the order id's tag, :mod:`.ownership`) are held for ``foreign_grace_s``; then
+one query tells which of them that replica has applied, and the rest are
+applied here like this replica's own.
+
 The poll syncs the OMS's open orders with ``QueryOrders`` every
 ``OMS_POLL_INTERVAL_S`` while the feed is down and five times less often
 while it is up (a safety net), and looks up orders whose ``AddOrder`` answer
@@ -20,6 +25,7 @@ import contextlib
 import json
 import logging
 import time
+from collections import deque
 from decimal import Decimal
 from typing import Any
 
@@ -27,6 +33,7 @@ from sandbox.ingest import wsclient
 from sandbox.services.kit import decimal_json
 from sandbox.services.oms import states, store
 from sandbox.services.oms.kraken_client import KrakenError
+from sandbox.services.oms.ownership import applied_by_owner, owner_tag
 from sandbox.services.oms.store import OrderRecord
 from sandbox.services.oms.tracker import OrderTracker
 from sandbox.services.oms.venue_reports import ReportError, venue_order, ws_fill
@@ -42,15 +49,29 @@ UP_POLL_FACTOR = 5
 #: pending_new orders without a txid older than this are looked up by client order id
 UNACKED_AGE_S = 10.0
 KINDS = frozenset({"pending_new", "new", "trade", "filled", "canceled", "expired", "amended", "restated", "status"})
+#: How long events of orders another replica placed are held before checking that replica applied them.
+FOREIGN_GRACE_S = 3.0
+#: How often held events are checked.
+HELD_CHECK_S = 0.5
+#: Most events held at once (beyond: the oldest are dropped and counted; the open-order poll repairs).
+MAX_HELD = 100_000
 
 
 class ExecutionFeed:
     """The executions WebSocket client and the REST poll."""
 
     def __init__(self, tracker: OrderTracker, *, ws_url: str, poll_interval_s: float, resolve: Any,
-                 counter: Any = None) -> None:
-        """``resolve(order)`` looks up an unacknowledged order (``OrderService.resolve``); ``counter(kind, outcome)``."""
+                 counter: Any = None, own_tag: str | None = None, foreign_grace_s: float = FOREIGN_GRACE_S) -> None:
+        """``resolve(order)`` looks up an unacknowledged order (``OrderService.resolve``); ``counter(kind, outcome)``.
+
+        ``own_tag``: this replica's order-id tag; events of orders tagged otherwise are held ``foreign_grace_s``
+        (``None``: every event is applied at once).
+        """
         self.tracker = tracker
+        self.own_tag = own_tag
+        self.foreign_grace_s = foreign_grace_s
+        #: (arrival time, event) of other replicas' orders, oldest first
+        self._held: deque[tuple[float, dict[str, Any]]] = deque()
         self.ws_url = ws_url
         self.poll_interval_s = poll_interval_s
         self.resolve = resolve
@@ -70,7 +91,8 @@ class ExecutionFeed:
         """Run the feed and the poll in the background."""
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._feed_loop(), name="oms-executions-feed"),
-                       loop.create_task(self._poll_loop(), name="oms-executions-poll")]
+                       loop.create_task(self._poll_loop(), name="oms-executions-poll"),
+                       loop.create_task(self._held_loop(), name="oms-executions-held")]
 
     async def stop(self) -> None:
         """Stop both and wait for event chains (bounded)."""
@@ -165,10 +187,21 @@ class ExecutionFeed:
                 self._enqueue(item)
 
     def _enqueue(self, item: dict[str, Any]) -> None:
-        """Apply ``item`` after the previous events of the same order (unless it can change nothing)."""
+        """Apply ``item`` after the previous events of the same order (unless it can change nothing); hold it
+        when another replica placed the order."""
         if self._skip(item):
             self.events += 1
             return
+        if self._foreign(item):
+            if len(self._held) >= MAX_HELD:
+                _, dropped = self._held.popleft()
+                self._count(dropped.get("exec_type"), "dropped")
+            self._held.append((time.monotonic(), item))
+            return
+        self._chain(item)
+
+    def _chain(self, item: dict[str, Any]) -> None:
+        """Apply ``item`` after the previous events of the same order."""
         key = str(item.get("cl_ord_id") or item.get("order_id") or "")
         previous = self._chains.get(key)
         task = asyncio.get_running_loop().create_task(self._apply_after(previous, item))
@@ -243,6 +276,54 @@ class ExecutionFeed:
             self._count(kind, "skipped")
             return True
         return False
+
+    def _foreign(self, item: dict[str, Any]) -> bool:
+        """Whether ``item`` is about an order another replica placed (and this one has not touched)."""
+        if self.own_tag is None:
+            return False
+        cl_ord_id = item.get("cl_ord_id")
+        tag = owner_tag(cl_ord_id)
+        return (tag is not None and tag != self.own_tag and cl_ord_id not in self.tracker.submitting
+                and self.tracker.recent.get(cl_ord_id) is None)
+
+    async def _held_loop(self) -> None:
+        while True:
+            await asyncio.sleep(HELD_CHECK_S)
+            try:
+                await self.release_held()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - kept for the next round
+                log.info("held executions events not checked", extra={"error": f"{type(exc).__name__}: {exc}"})
+
+    async def release_held(self, now: float | None = None) -> int:
+        """Settle the held events older than the grace period: those the placing replica applied are done,
+        the rest are applied here. Returns how many were settled; on a database error they stay held."""
+        cutoff = (time.monotonic() if now is None else now) - self.foreign_grace_s
+        due: list[tuple[float, dict[str, Any]]] = []
+        while self._held and self._held[0][0] <= cutoff:
+            due.append(self._held.popleft())
+        if not due:
+            return 0
+        try:
+            progress = await store.order_progress(self.tracker.pool, list({str(i["cl_ord_id"]) for _, i in due}))
+        except BaseException:
+            self._held.extendleft(reversed(due))
+            raise
+        for _, item in due:
+            known = progress.get(str(item["cl_ord_id"]))
+            kind = item.get("exec_type")
+            if known is not None and applied_by_owner(kind, item, *known):
+                self.events += 1
+                self._count(kind, "owner")
+            else:
+                self._chain(item)
+        return len(due)
+
+    @property
+    def held(self) -> int:
+        """Events of other replicas' orders waiting for their grace period."""
+        return len(self._held)
 
     def _count(self, kind: Any, outcome: str) -> None:
         if self.counter is not None:

@@ -61,9 +61,11 @@ class OrderService:
     def __init__(self, *, pool: Any, keys: IdempotencyKeys, catalog: Callable[[], InstrumentCatalog],
                  kraken: Callable[[], KrakenClient | None], upstreams: Upstreams, capital: CapitalClient,
                  tracker: OrderTracker, kill_switch: Callable[[str], dict[str, Any] | None],
-                 venue_timeout_s: float, check_timeout_s: float, grace_s: float, counters: Any = None) -> None:
-        """Wire the collaborators; nothing runs until called."""
+                 venue_timeout_s: float, check_timeout_s: float, grace_s: float, counters: Any = None,
+                 order_tag: str | None = None) -> None:
+        """Wire the collaborators; nothing runs until called. ``order_tag`` ends every order id (:mod:`.ownership`)."""
         self.pool = pool
+        self.order_tag = order_tag
         self.keys = keys
         self.catalog = catalog
         self.kraken = kraken
@@ -86,7 +88,7 @@ class OrderService:
         if not len(catalog):
             raise ServiceError(503, "instruments_unavailable", "the venue's instruments are not loaded yet",
                                headers={"Retry-After": "1"})
-        order_id = store.new_order_id()
+        order_id = store.new_order_id(self.order_tag)
         try:
             holder = await self.keys.claim(body.account, body.client_order_id, order_id)
         except RedisError as exc:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -31,6 +32,7 @@ from sandbox.services.oms.instruments import InstrumentCatalog, fetch_catalog
 from sandbox.services.oms.killswitch import KillSwitches
 from sandbox.services.oms.kraken_client import KrakenClient
 from sandbox.services.oms.orders import OrderService
+from sandbox.services.oms.ownership import replica_tag
 from sandbox.services.oms.reconcile import Reconciler
 from sandbox.services.oms.settings import OmsSettings
 from sandbox.services.oms.tracker import OrderTracker
@@ -121,7 +123,9 @@ def _counters(app: FastAPI) -> dict[str, Any]:
         "differences": counter(app, "oms_reconciliation_differences_total",
                                "Differences reconciliation found between the OMS and the venue, by kind.", ["kind"]),
         "execution_events": counter(app, "oms_execution_events_total",
-                                    "Executions feed events by kind; skipped = nothing new for this replica.",
+                                    "Executions feed events by kind and outcome: applied; skipped = nothing new for this "
+                                    "replica; owner = applied by the replica that placed the order; dropped = "
+                                    "more held than MAX_HELD (the poll repairs).",
                                     ["kind", "outcome"]),
     }
 
@@ -162,15 +166,19 @@ class OmsRuntime:
             capital=self.capital, adopt_account=settings.adopt_account,
             kill_switch_active=self.kill_switches.is_active, counters=self.counters,
         )
+        #: This replica's order-id tag (see :mod:`.ownership`).
+        self.replica = settings.replica_name or f"{socket.gethostname()}:{kit.port}"
+        self.tag = replica_tag(self.replica)
         self.orders = OrderService(
-            pool=self.pool, keys=IdempotencyKeys(app.state.redis, settings.idempotency_ttl_s),
+            pool=self.pool, order_tag=self.tag, keys=IdempotencyKeys(app.state.redis, settings.idempotency_ttl_s),
             catalog=lambda: self.catalog, kraken=lambda: self.kraken, upstreams=self.upstreams, capital=self.capital,
             tracker=self.tracker, kill_switch=self.kill_switches.get, venue_timeout_s=settings.venue_timeout_s,
             check_timeout_s=settings.check_timeout_s, grace_s=settings.unknown_outcome_grace_s,
             counters=self.counters,
         )
         self.feed = ExecutionFeed(self.tracker, ws_url=settings.ws_url(), poll_interval_s=settings.poll_interval_s,
-                                  resolve=self.orders.resolve, counter=self.counters["execution_events"])
+                                  resolve=self.orders.resolve, counter=self.counters["execution_events"],
+                                  own_tag=self.tag, foreign_grace_s=settings.foreign_event_grace_s)
         self.reconciler = Reconciler(self.tracker, resolve=self.orders.resolve,
                                      lookback_s=settings.reconcile_lookback_s)
         gauge(app, "oms_executions_feed_connected", "1 while the executions feed is subscribed.").set_function(
@@ -248,8 +256,10 @@ class OmsRuntime:
         """``GET /v1/status``: what the OMS is connected to and what it has loaded."""
         return {
             "credentials": self.credentials, "instruments": len(self.catalog), "instruments_error": self.catalog_error,
+            "replica": {"name": self.replica, "tag": self.tag},
             "executions_feed": {"connected": self.feed.connected, "events": self.feed.events,
-                                "connects": self.feed.connects, "last_error": self.feed.last_error},
+                                "connects": self.feed.connects, "last_error": self.feed.last_error,
+                                "held": self.feed.held},
             "kill_switches": self.kill_switches.active, "checks": sorted(self.upstreams.pools),
             "events_enabled": self.events.enabled, "startup_reconciled": self.startup_done.is_set(),
             "last_reconciliation": ({k: self.reconciler.last[k] for k in ("id", "status", "finished_at")}

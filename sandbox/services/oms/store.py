@@ -18,6 +18,7 @@ from decimal import Decimal
 from typing import Any
 
 from sandbox.services.oms import states
+from sandbox.services.oms.ownership import tagged_order_id
 
 ZERO = Decimal(0)
 
@@ -160,9 +161,10 @@ class FillOutcome:
     transition: Transition | None = None
 
 
-def new_order_id() -> str:
-    """A fresh order id (UUID4; also the venue ``cl_ord_id``)."""
-    return str(uuid.uuid4())
+def new_order_id(tag: str | None = None) -> str:
+    """A fresh order id (a random UUID; also the venue ``cl_ord_id``), ending in the placing replica's ``tag``
+    when given (:mod:`.ownership`)."""
+    return tagged_order_id(tag) if tag else str(uuid.uuid4())
 
 
 # -- orders ------------------------------------------------------------------------------------
@@ -381,6 +383,12 @@ async def fills_of(db: Any, order_id: str) -> list[FillRecord]:
         "liquidity, ts, source FROM fills WHERE order_id = $1 ORDER BY ts, fill_id", uuid.UUID(order_id),
     )
     return [FillRecord(**{**dict(r), "order_id": str(r["order_id"])}) for r in rows]
+
+
+async def order_progress(db: Any, order_ids: list[str]) -> dict[str, tuple[str, Decimal]]:
+    """``{order id: (state, filled_qty)}`` of those of ``order_ids`` (canonical UUID strings) that exist."""
+    rows = await db.fetch("SELECT id::text, state, filled_qty FROM orders WHERE id = ANY($1::uuid[])", order_ids)
+    return {r[0]: (r[1], r[2]) for r in rows}
 
 
 async def known_fill_ids(db: Any, fill_ids: list[str]) -> set[str]:

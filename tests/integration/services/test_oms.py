@@ -219,8 +219,40 @@ def test_two_replicas_make_one_order_and_publish_each_fill_once(stack: Stack) ->
         states = [e["state"] for e in order_events(stack, order_id)]
         assert len(states) == len(set(states)), f"each transition published once: {states}"
         assert filled["filled_qty"] == "0.05"
+        # The replica that did not place the order held its events, then found them applied by the one that did.
+        tags = {api: api.call("GET", "/v1/status").json()["replica"]["tag"] for api in (stack.api, other)}
+        assert len(set(tags.values())) == 2 and order_id[-8:] in tags.values()
+        bystander = next(api for api, tag in tags.items() if tag != order_id[-8:])
+        wait(lambda: owner_settled(bystander, "trade") >= 1, "the bystander to settle the held trade")
     finally:
         replica.stop()
+
+
+def owner_settled(api: OmsApi, kind: str) -> float:
+    """How many ``kind`` executions events a replica found applied by the replica that placed the order."""
+    line = f'oms_execution_events_total{{kind="{kind}",outcome="owner"}} '
+    for row in api.http.get("/metrics").text.splitlines():
+        if row.startswith(line):
+            return float(row[len(line):])
+    return 0.0
+
+
+def test_a_replica_applies_the_events_of_a_stopped_replicas_orders(stack: Stack) -> None:
+    replica = stack.start("oms", {**stack.env, "OMS_REPLICA_NAME": f"replica-b-{secrets.token_hex(3)}"})
+    try:
+        other = OmsApi(replica.url, stack.admin)
+        resting = other.placed(account="acct-failover", qty="0.02", price="29510.0")
+        assert resting["state"] == "new" and resting["id"][-8:] == other.call("GET", "/v1/status").json()[
+            "replica"]["tag"]
+    finally:
+        replica.stop()
+    # A public trade at the resting buy's price fills it; only the stack's replica is left to record the fill.
+    stack.venue.admin("POST", "/trades", {"pair": "XBTUSD", "price": "29510.0", "qty": "0.02", "side": "sell"})
+    filled = stack.api.wait_state(resting["id"], "filled")
+    assert filled["filled_qty"] == "0.02"
+    fill = stack.tail.wait_for(lambda t, d: t.startswith("oms.fills") and d["order_id"] == resting["id"],
+                               what="the fill on oms.fills")
+    assert D(fill["qty"]) == D("0.02") and fill["account"] == "acct-failover"
 
 
 def test_a_fill_reaches_kafka_positions_and_risk(stack: Stack) -> None:
