@@ -282,6 +282,8 @@ class ExecutionFeed:
         if self.own_tag is None:
             return False
         cl_ord_id = item.get("cl_ord_id")
+        if type(cl_ord_id) is not str or cl_ord_id.endswith(self.own_tag):
+            return False  # most events: this replica's own orders, told without parsing the id
         tag = owner_tag(cl_ord_id)
         return (tag is not None and tag != self.own_tag and cl_ord_id not in self.tracker.submitting
                 and self.tracker.recent.get(cl_ord_id) is None)
