@@ -218,13 +218,13 @@ class Procs:
                 time.sleep(0.1)
         return proc
 
-    def service(self, name: str, env: dict[str, str], argv: list[str] | None = None,
+    def service(self, name: str, env: dict[str, str], argv: list[str] | None = None, log_name: str | None = None,
                 **kw: Any) -> tuple[str, subprocess.Popen[bytes]]:
         from sandbox.infra.ports import free_port
 
         port = free_port()
         url = f"http://127.0.0.1:{port}"
-        proc = self.spawn(name, argv or [sys.executable, "-m", f"sandbox.services.{name}"],
+        proc = self.spawn(log_name or name, argv or [sys.executable, "-m", f"sandbox.services.{name}"],
                           {"AETHER_SERVICE_NAME": f"{name}-service", "AETHER_PORT": str(port),
                            "AETHER_LOG_LEVEL": "warning", **env}, ready_url=url, **kw)
         return url, proc
@@ -358,9 +358,10 @@ def summarise(latencies: list[float], statuses: list[int], states: list[str], el
 
 
 async def open_loop(client: Client, rate: float, seconds: float, pids: list[int],
-                    groups: list[Any]) -> dict[str, Any]:
+                    groups: list[Any], settle_s: float = 0.0) -> dict[str, Any]:
     """``rate`` orders/s for ``seconds``; latency from each order's scheduled time. With the OMS's cgroups,
-    also the CFS periods each replica was throttled in and, per second of the run, the orders slower than 100 ms."""
+    also the CFS periods each replica was throttled in and, per second of the run, the orders slower than 100 ms.
+    The CPU is read ``settle_s`` after the last answer (work the orders left behind: other replicas' held events)."""
     latencies: list[float] = []
     slow_by_second: dict[int, int] = {}
     statuses: list[int] = []
@@ -395,13 +396,14 @@ async def open_loop(client: Client, rate: float, seconds: float, pids: list[int]
         tasks.append(asyncio.create_task(one(scheduled)))
     await asyncio.gather(*tasks)
     elapsed = time.perf_counter() - start
+    await asyncio.sleep(settle_s)
     by_replica = [after - before for before, after in zip(cpu0, replicas_cpu(pids))]
     cpu = sum(by_replica)
     out = summarise(latencies, statuses, states, elapsed, cpu)
     out["errors"] = errors
     out["system_share"] = (sum(map(system_cpu_seconds, pids)) - sys0) / cpu if cpu else float("nan")
     out["threads"] = thread_delta(threads0, replicas_threads(pids))
-    out["replica_cpu_m"] = [c / elapsed * 1000 for c in by_replica]
+    out["replica_cpu_m"] = [c / elapsed * 1000 for c in by_replica]  # what the load costs per second of it
     if groups:
         out["throttled_periods"] = [group.throttled() - t0 for group, t0 in zip(groups, throttled0)]
     out["slow_by_second"] = dict(sorted(slow_by_second.items()))
@@ -485,6 +487,10 @@ def main() -> None:
     parser.add_argument("--perf", action="store_true",
                         help="also count the OMS's instructions and syscalls per order (perf stat) in the open loop")
     args = parser.parse_args()
+    if args.replicas < 1:
+        parser.error("--replicas must be at least 1")
+    if args.replicas > 1 and (args.profile or args.cpu_sample or args.pyspy or args.perf or args.strace):
+        print("note: the profilers watch the first replica only, and their cost is in its CPU", file=sys.stderr)
     checks = set() if args.checks == "none" else set(args.checks.split(","))
 
     from sandbox.infra.kafka import EmbeddedKafka
@@ -582,8 +588,10 @@ def main() -> None:
                     group, group_note = oms_cgroup(args.cpu_m)
                     if group is not None:
                         groups.append(group)
+                    elif args.replicas > 1:
+                        raise SystemExit(f"cannot confine replica {index} to {args.cpu_m}m: {group_note}")
                 profiled = index == 0  # the profilers watch the first replica
-                replicas.append(procs.service("oms", {
+                replicas.append(procs.service("oms", log_name=f"oms-{index}" if args.replicas > 1 else None, env={
                     **common("oms"), "OMS_REDIS_URL": redis.url.rsplit("/", 1)[0] + "/2",
                     "OMS_SIMULATION_DATABASE_URL": pg.dsn("oms"), "OMS_KAFKA_BOOTSTRAP": kafka.bootstrap,
                     "OMS_NATS_URL": nats.url, "OMS_VENUE_URL": venue_url, "KRAKEN_CREDENTIALS_DIR": str(creds),
@@ -598,7 +606,9 @@ def main() -> None:
                 await client.open()
                 for _ in range(50):  # warm-up: caches, connections, JIT-free but lazy imports
                     await client.post()
-                await asyncio.sleep(1.0)
+                # Past the replicas' grace for other replicas' events (3 s): the warm-up's are settled before the
+                # measured phase starts.
+                await asyncio.sleep(1.0 if args.replicas == 1 else 4.0)
                 spy = subprocess.Popen([str(Path(sys.executable).with_name("py-spy")), "record", "-p", str(oms.pid), "-r",
                                         "100", "--gil", "-f", "raw", "-o", args.pyspy], stdout=subprocess.DEVNULL,
                                        stderr=subprocess.DEVNULL) if args.pyspy else None
@@ -608,7 +618,8 @@ def main() -> None:
                 if args.cpu_sample:
                     Path(args.cpu_sample + ".gc.json").unlink(missing_ok=True)
                     os.kill(oms.pid, signal.SIGUSR2)  # start sampling
-                results["open"] = await open_loop(client, args.rate, args.seconds, pids, groups)
+                results["open"] = await open_loop(client, args.rate, args.seconds, pids, groups,
+                                                  settle_s=0.0 if args.replicas == 1 else 4.0)
                 if args.cpu_sample:
                     os.kill(oms.pid, signal.SIGUSR1)  # stop and write the stacks
                     gc_file = Path(args.cpu_sample + ".gc.json")
@@ -636,7 +647,7 @@ def main() -> None:
 
             try:
                 asyncio.run(run())
-                time.sleep(2.0)  # let fills and events settle before reading the OMS's own view
+                time.sleep(2.0 if args.replicas == 1 else 4.0)  # let fills and events settle before reading the OMS's own view
                 results["feed"] = [httpx.get(f"{url}/v1/status", headers={"Authorization": f"Bearer {admin}"}).json()[
                     "executions_feed"] for url, _ in replicas]
                 rejected = httpx.get(f"{oms_url}/v1/orders", params={"state": "rejected", "limit": 500},
@@ -647,9 +658,12 @@ def main() -> None:
                         key = f"{r['code']}: {r['message'][:80]}"
                         reasons[key] = reasons.get(key, 0) + 1
                 results["rejections"] = reasons
-                metrics = httpx.get(f"{oms_url}/metrics").text.splitlines()
-                results["events"] = [m for m in metrics if m.startswith(("oms_execution_events_total{",
-                                                                         "oms_orders_total{", "oms_rejections_total{"))]
+                results["events"] = []
+                for index, (url, _) in enumerate(replicas):
+                    metrics = httpx.get(f"{url}/metrics").text.splitlines()
+                    results["events"] += [
+                        (f"replica {index}: " if args.replicas > 1 else "") + m for m in metrics if m.startswith((
+                            "oms_execution_events_total{", "oms_orders_total{", "oms_rejections_total{"))]
             finally:
                 procs.stop_all()  # the services before the servers they use
     finally:

@@ -54,7 +54,10 @@ FOREIGN_GRACE_S = 3.0
 #: How often held events are checked.
 HELD_CHECK_S = 0.5
 #: Most events held at once (beyond: the oldest are dropped and counted; the open-order poll repairs).
-MAX_HELD = 100_000
+#: A held event is about 2 KB: 20,000 is a few seconds of a busy account's events, about 40 MB.
+MAX_HELD = 20_000
+#: Most held events settled by one query.
+RELEASE_BATCH = 1_000
 
 
 class ExecutionFeed:
@@ -72,6 +75,8 @@ class ExecutionFeed:
         self.foreign_grace_s = foreign_grace_s
         #: (arrival time, event) of other replicas' orders, oldest first
         self._held: deque[tuple[float, dict[str, Any]]] = deque()
+        #: order id -> its events in ``_held`` (while any is, later ones are held too: one order's events stay in order)
+        self._held_orders: dict[str, int] = {}
         self.ws_url = ws_url
         self.poll_interval_s = poll_interval_s
         self.resolve = resolve
@@ -95,7 +100,7 @@ class ExecutionFeed:
                        loop.create_task(self._held_loop(), name="oms-executions-held")]
 
     async def stop(self) -> None:
-        """Stop both and wait for event chains (bounded)."""
+        """Stop the feed, the poll and the held events' check, and wait for event chains (bounded)."""
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -193,12 +198,26 @@ class ExecutionFeed:
             self.events += 1
             return
         if self._foreign(item):
-            if len(self._held) >= MAX_HELD:
-                _, dropped = self._held.popleft()
-                self._count(dropped.get("exec_type"), "dropped")
-            self._held.append((time.monotonic(), item))
+            self._hold(item)
             return
         self._chain(item)
+
+    def _hold(self, item: dict[str, Any]) -> None:
+        if len(self._held) >= MAX_HELD:
+            _, dropped = self._held.popleft()
+            self._unhold(dropped)
+            self._count(dropped.get("exec_type"), "dropped")
+        self._held.append((time.monotonic(), item))
+        key = item["cl_ord_id"]
+        self._held_orders[key] = self._held_orders.get(key, 0) + 1
+
+    def _unhold(self, item: dict[str, Any]) -> None:
+        key = item["cl_ord_id"]
+        left = self._held_orders.get(key, 0) - 1
+        if left > 0:
+            self._held_orders[key] = left
+        else:
+            self._held_orders.pop(key, None)
 
     def _chain(self, item: dict[str, Any]) -> None:
         """Apply ``item`` after the previous events of the same order."""
@@ -278,15 +297,17 @@ class ExecutionFeed:
         return False
 
     def _foreign(self, item: dict[str, Any]) -> bool:
-        """Whether ``item`` is about an order another replica placed (and this one has not touched)."""
+        """Whether ``item`` is to be held: its order carries another replica's tag and this replica has not
+        written it lately, or earlier events of the order are held."""
         if self.own_tag is None:
             return False
         cl_ord_id = item.get("cl_ord_id")
         if type(cl_ord_id) is not str or cl_ord_id.endswith(self.own_tag):
             return False  # most events: this replica's own orders, told without parsing the id
+        if cl_ord_id in self._held_orders:
+            return True
         tag = owner_tag(cl_ord_id)
-        return (tag is not None and tag != self.own_tag and cl_ord_id not in self.tracker.submitting
-                and self.tracker.recent.get(cl_ord_id) is None)
+        return tag is not None and tag != self.own_tag and self.tracker.recent.get(cl_ord_id) is None
 
     async def _held_loop(self) -> None:
         while True:
@@ -302,25 +323,27 @@ class ExecutionFeed:
         """Settle the held events older than the grace period: those the placing replica applied are done,
         the rest are applied here. Returns how many were settled; on a database error they stay held."""
         cutoff = (time.monotonic() if now is None else now) - self.foreign_grace_s
-        due: list[tuple[float, dict[str, Any]]] = []
+        settled = 0
         while self._held and self._held[0][0] <= cutoff:
-            due.append(self._held.popleft())
-        if not due:
-            return 0
-        try:
-            progress = await store.order_progress(self.tracker.pool, list({str(i["cl_ord_id"]) for _, i in due}))
-        except BaseException:
-            self._held.extendleft(reversed(due))
-            raise
-        for _, item in due:
-            known = progress.get(str(item["cl_ord_id"]))
-            kind = item.get("exec_type")
-            if known is not None and applied_by_owner(kind, item, *known):
-                self.events += 1
-                self._count(kind, "owner")
-            else:
-                self._chain(item)
-        return len(due)
+            due: list[tuple[float, dict[str, Any]]] = []
+            while self._held and self._held[0][0] <= cutoff and len(due) < RELEASE_BATCH:
+                due.append(self._held.popleft())
+            try:
+                progress = await store.order_progress(self.tracker.pool, list({i["cl_ord_id"] for _, i in due}))
+            except BaseException:
+                self._held.extendleft(reversed(due))
+                raise
+            for _, item in due:
+                self._unhold(item)
+                kind = item.get("exec_type")
+                known = progress.get(item["cl_ord_id"])
+                if known is not None and applied_by_owner(kind, item, *known):
+                    self.events += 1
+                    self._count(kind, "owner")
+                else:
+                    self._chain(item)
+            settled += len(due)
+        return settled
 
     @property
     def held(self) -> int:

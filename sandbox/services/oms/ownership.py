@@ -8,12 +8,14 @@ from about 3.0 to 4.0 ms (``benchmarks/oms_orders.py --replicas 2``), so adding
 a replica added less than a replica's capacity.
 
 An order id (a UUID; also the venue's ``cl_ord_id``) therefore ends in the
-placing replica's *tag*: eight hex digits of a hash of its replica name. A
-replica applies at once the events of orders it placed, and of orders no
-replica tagged for someone else; it holds the others for a grace period, then
-one query tells which of them the placing replica has applied meanwhile, and
-it applies the rest itself (that replica stopped, or lags). The other 90 bits
-of the id stay random.
+placing replica's *tag*: eight hex digits of a hash of its replica name
+(unique per replica). A replica applies at once the events of orders it
+placed or wrote lately, and of orders whose ``cl_ord_id`` is no canonical
+UUID (adopted orders placed behind the OMS, mostly); it holds the others —
+orders of other replicas, of a name no replica has any more, or made before
+ids were tagged — for a grace period, then one query tells which of them have
+been applied meanwhile, and it applies the rest itself (the placing replica
+stopped, or lags). The other 90 bits of the id stay random.
 """
 
 from __future__ import annotations
@@ -54,18 +56,18 @@ def applied_by_owner(kind: Any, item: dict[str, Any], state: str, filled_qty: De
 
     ``new``: acknowledged; ``trade`` and ``filled``: the fills it totals
     (``cum_qty``) are recorded; ``canceled`` and ``expired``: ended, with its
-    fills. Anything else (or an unreadable total) is not known to be applied.
+    fills. Anything else (or a missing or unreadable total) is not known to be applied.
     """
     if kind == "pending_new":
         return True
     if kind == "new":
         return state != states.PENDING_NEW
-    if kind not in ("trade", "filled", "canceled", "expired"):
+    if kind not in ("trade", "filled", "canceled", "expired") or item.get("cum_qty") is None:
         return False
     try:
-        cum = Decimal(str(item.get("cum_qty", "0")))
+        cum = Decimal(str(item["cum_qty"]))
     except InvalidOperation:
         return False
-    if kind in ("canceled", "expired") and not states.is_terminal(state):
+    if not cum.is_finite() or (kind in ("canceled", "expired") and not states.is_terminal(state)):
         return False
     return filled_qty >= cum

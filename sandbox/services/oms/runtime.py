@@ -178,7 +178,8 @@ class OmsRuntime:
         )
         self.feed = ExecutionFeed(self.tracker, ws_url=settings.ws_url(), poll_interval_s=settings.poll_interval_s,
                                   resolve=self.orders.resolve, counter=self.counters["execution_events"],
-                                  own_tag=self.tag, foreign_grace_s=settings.foreign_event_grace_s)
+                                  own_tag=self.tag if settings.foreign_event_grace_s > 0 else None,
+                                  foreign_grace_s=settings.foreign_event_grace_s)
         self.reconciler = Reconciler(self.tracker, resolve=self.orders.resolve,
                                      lookback_s=settings.reconcile_lookback_s)
         gauge(app, "oms_executions_feed_connected", "1 while the executions feed is subscribed.").set_function(

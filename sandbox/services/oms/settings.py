@@ -91,12 +91,13 @@ class OmsSettings(BaseSettings):
 
     replica_name: str | None = Field(
         default=None, validation_alias="OMS_REPLICA_NAME", min_length=1, max_length=253,
-        description="Names this replica; the orders it places carry its tag (default: host name and port).",
+        description="Names this replica, unique per replica; the orders it places carry its tag (default: host "
+                    "name and port).",
     )
     foreign_event_grace_s: float = Field(
         default=3.0, ge=0, le=300, validation_alias="OMS_FOREIGN_EVENT_GRACE_S",
         description="Executions events of orders another replica placed wait this long for that replica to "
-                    "apply them; those it has not are applied here.",
+                    "apply them; those it has not are applied here. 0: every replica applies every event at once.",
     )
 
     @field_validator("policy_url", "risk_url", "fees_url", "capital_allocator_url", "venue_url", mode="before")

@@ -40,9 +40,11 @@ RECENT_ORDERS = 20_000
 class RecentOrders:
     """The orders this process wrote lately, as last written (a bounded LRU).
 
-    Only used to skip venue events that cannot change anything (the
+    Used to skip venue events that cannot change anything (the
     acknowledgement of an order already acknowledged, a fill total already
-    recorded); every change is still made against the database, conditionally.
+    recorded) and to apply at once the events of another replica's orders this
+    one has written (:mod:`.ownership`); every change is still made against the
+    database, conditionally.
     A cached order may be behind the database (another replica changed it), never ahead.
     """
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import secrets
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -211,19 +212,18 @@ def test_two_replicas_make_one_order_and_publish_each_fill_once(stack: Stack) ->
         assert other.order(order_id)["state"] == "filled"
         stack.tail.wait_for(lambda t, d: t.startswith("oms.fills") and d["order_id"] == order_id, what="the fill")
         wait(lambda: len(order_events(stack, order_id)) >= 3, "the order's events")
-        import time
-
-        time.sleep(1.5)  # both replicas saw every execution event by now
+        # The replica that did not place the order held its events, then found them applied by the one that did
+        # (after the grace period: both replicas have dealt with every execution event by now).
+        tags = {api: api.call("GET", "/v1/status").json()["replica"]["tag"] for api in (stack.api, other)}
+        assert len(set(tags.values())) == 2 and order_id[-8:] in tags.values()
+        bystander = next(api for api, tag in tags.items() if tag != order_id[-8:])
+        wait(lambda: owner_settled(bystander, "trade") >= 1, "the bystander to settle the held trade")
+        wait(lambda: bystander.call("GET", "/v1/status").json()["executions_feed"]["held"] == 0, "nothing held")
         fills = stack.tail.matching(lambda t, d: t.startswith("oms.fills") and d["order_id"] == order_id)
         assert len({f["fill_id"] for f in fills}) == len(fills) == 1, fills
         states = [e["state"] for e in order_events(stack, order_id)]
         assert len(states) == len(set(states)), f"each transition published once: {states}"
         assert filled["filled_qty"] == "0.05"
-        # The replica that did not place the order held its events, then found them applied by the one that did.
-        tags = {api: api.call("GET", "/v1/status").json()["replica"]["tag"] for api in (stack.api, other)}
-        assert len(set(tags.values())) == 2 and order_id[-8:] in tags.values()
-        bystander = next(api for api, tag in tags.items() if tag != order_id[-8:])
-        wait(lambda: owner_settled(bystander, "trade") >= 1, "the bystander to settle the held trade")
     finally:
         replica.stop()
 
@@ -246,13 +246,23 @@ def test_a_replica_applies_the_events_of_a_stopped_replicas_orders(stack: Stack)
             "replica"]["tag"]
     finally:
         replica.stop()
-    # A public trade at the resting buy's price fills it; only the stack's replica is left to record the fill.
-    stack.venue.admin("POST", "/trades", {"pair": "XBTUSD", "price": "29510.0", "qty": "0.02", "side": "sell"})
-    filled = stack.api.wait_state(resting["id"], "filled")
-    assert filled["filled_qty"] == "0.02"
-    fill = stack.tail.wait_for(lambda t, d: t.startswith("oms.fills") and d["order_id"] == resting["id"],
-                               what="the fill on oms.fills")
-    assert D(fill["qty"]) == D("0.02") and fill["account"] == "acct-failover"
+    # Only the stack's replica is left, with its open-order poll slowed down so that the held trade event, not the
+    # poll, must record the fill.
+    stack.restart_oms(OMS_POLL_INTERVAL_S="600", OMS_RECONCILE_ON_STARTUP="false")
+    try:
+        wait(lambda: stack.api.call("GET", "/v1/status").json()["executions_feed"]["connected"], "the feed")
+        time.sleep(0.5)  # the sync that follows subscribing has run
+        # A public trade at the resting buy's price fills it.
+        stack.venue.admin("POST", "/trades", {"pair": "XBTUSD", "price": "29510.0", "qty": "0.02", "side": "sell"})
+        filled = stack.api.wait_state(resting["id"], "filled")
+        assert filled["filled_qty"] == "0.02"
+        fill = stack.tail.wait_for(lambda t, d: t.startswith("oms.fills") and d["order_id"] == resting["id"],
+                                   what="the fill on oms.fills")
+        assert D(fill["qty"]) == D("0.02") and fill["account"] == "acct-failover"
+        recorded = stack.api.call("GET", f"/v1/orders/{resting['id']}/fills").json()["items"]
+        assert [f["source"] for f in recorded] == ["ws"], "from the held trade event, not the open-order poll"
+    finally:
+        stack.restart_oms()
 
 
 def test_a_fill_reaches_kafka_positions_and_risk(stack: Stack) -> None:

@@ -12,6 +12,7 @@ import pytest
 
 from sandbox.services.oms.executions import ExecutionFeed
 from sandbox.services.oms.ownership import applied_by_owner, owner_tag, replica_tag, tagged_order_id
+from sandbox.services.oms.store import OrderRecord
 from sandbox.services.oms.tracker import RecentOrders
 
 D = Decimal
@@ -48,6 +49,9 @@ def test_ids_no_replica_made_carry_no_tag(value: Any) -> None:
     ("trade", {"cum_qty": "0.5"}, "partially_filled", "0.5", True),
     ("trade", {"cum_qty": "1"}, "partially_filled", "0.5", False),
     ("trade", {"cum_qty": "x"}, "filled", "1", False),
+    ("trade", {"cum_qty": "NaN"}, "filled", "1", False),
+    ("trade", {}, "filled", "1", False),
+    ("canceled", {}, "canceled", "0", False),
     ("filled", {"cum_qty": "1"}, "filled", "1", True),
     ("canceled", {"cum_qty": "0"}, "new", "0", False),
     ("canceled", {"cum_qty": "0"}, "canceled", "0", True),
@@ -100,6 +104,11 @@ def feed(pool: FakePool, grace: float = 3.0) -> tuple[ExecutionFeed, list[dict[s
     return f, chained, counter
 
 
+def order(order_id: str) -> OrderRecord:
+    return OrderRecord(id=order_id, account="a", client_order_id="c", symbol="XBT/USD", pair="XXBTZUSD", side="buy",
+                       type="limit", qty=D("1"), created_by="t")
+
+
 def event(kind: str, cl_ord_id: str, **kw: Any) -> dict[str, Any]:
     return {"exec_type": kind, "order_id": "OTX", "cl_ord_id": cl_ord_id, **kw}
 
@@ -114,12 +123,27 @@ def test_events_of_this_replicas_and_untagged_orders_are_applied_at_once_others_
     assert f.held == 1
 
 
-def test_a_replica_applies_at_once_the_events_of_other_replicas_orders_it_touched() -> None:
+def test_a_replica_applies_at_once_the_events_of_other_replicas_orders_it_wrote_lately() -> None:
     f, chained, _ = feed(FakePool({}))
     theirs = tagged_order_id(OTHER)
-    f.tracker.submitting[theirs] = None  # e.g. it sends a cancel for it
-    f._enqueue(event("canceled", theirs))
+    f.tracker.recent.put(order(theirs))  # e.g. it cancelled the order
+    f._enqueue(event("canceled", theirs, cum_qty="0"))
     assert len(chained) == 1 and f.held == 0
+
+
+def test_while_events_of_an_order_are_held_its_later_ones_wait_behind_them() -> None:
+    theirs = tagged_order_id(OTHER)
+    f, chained, _ = feed(FakePool({theirs: ("new", D("0"))}))
+    first = event("trade", theirs, cum_qty="0.5")
+    f._enqueue(first)
+    f.tracker.recent.put(order(theirs))  # written here meanwhile (the placing replica is gone)
+    later = event("canceled", theirs, cum_qty="0.5")
+    f._enqueue(later)
+    assert not chained and f.held == 2, "the cancel must not overtake the held trade"
+    asyncio.run(f.release_held(now=f._held[-1][0] + 3.1))
+    assert chained == [first, later] and f.held == 0
+    f._enqueue(event("canceled", theirs, cum_qty="0.5"))
+    assert len(chained) == 3, "nothing held any more: written here lately, applied at once"
 
 
 def test_without_a_tag_every_event_is_applied_at_once() -> None:
@@ -143,6 +167,30 @@ def test_held_events_are_settled_after_the_grace_period_with_one_query() -> None
     assert pool.queries == [sorted({applied, lagging, unknown})], "one query for every due event"
     assert chained == items[2:], "applied here: what the placing replica has not applied, and unknown orders"
     assert counter.counts == {("new", "owner"): 1, ("trade", "owner"): 1} and f.held == 0
+
+
+def test_many_held_events_are_settled_a_batch_per_query(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sandbox.services.oms import executions
+
+    monkeypatch.setattr(executions, "RELEASE_BATCH", 2)
+    pool = FakePool({})
+    f, chained, _ = feed(pool, grace=0.0)
+    for _ in range(5):
+        f._enqueue(event("trade", tagged_order_id(OTHER), cum_qty="1"))
+    assert asyncio.run(f.release_held()) == 5 and len(chained) == 5
+    assert [len(q) for q in pool.queries] == [2, 2, 1] and not f._held_orders
+
+
+def test_beyond_the_most_held_the_oldest_are_dropped_and_counted(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sandbox.services.oms import executions
+
+    monkeypatch.setattr(executions, "MAX_HELD", 2)
+    f, _, counter = feed(FakePool({}))
+    ids = [tagged_order_id(OTHER) for _ in range(3)]
+    for order_id in ids:
+        f._enqueue(event("trade", order_id, cum_qty="1"))
+    assert [i["cl_ord_id"] for _, i in f._held] == ids[1:] and set(f._held_orders) == set(ids[1:])
+    assert counter.counts == {("trade", "dropped"): 1}
 
 
 def test_held_events_stay_held_in_order_when_the_database_is_down() -> None:
