@@ -35,12 +35,24 @@ def test_processes_picking_at_once_never_get_the_same_port() -> None:
     assert len(every) == 800 and len(set(every)) == 800
 
 
+def _bindable(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def test_a_held_port_is_not_handed_out(monkeypatch, tmp_path: Path) -> None:
     monkeypatch.setattr(ports, "registry_path", lambda: tmp_path / "ports")
+    # Two neighbours outside the ephemeral range (where no outgoing connection takes one meanwhile, as a
+    # kernel-picked neighbour could on a busy CI machine), both free now; the first is then held.
+    span = ports._pick_range() or (PICK_FROM, 65_535)
+    taken = next(p for p in range(span[0] + 1000, span[1]) if _bindable(p) and _bindable(p + 1))
     with socket.socket() as held:
-        held.bind(("127.0.0.1", 0))
+        held.bind(("127.0.0.1", taken))
         held.listen()
-        taken = held.getsockname()[1]
         monkeypatch.setattr(ports, "_pick_range", lambda: (taken, taken + 1))
         assert free_port() == taken + 1  # the only free one of the two
         assert free_port() not in (taken, taken + 1)  # both spent: the kernel picks
