@@ -306,8 +306,7 @@ class ExecutionFeed:
             return False  # most events: this replica's own orders, told without parsing the id
         if cl_ord_id in self._held_orders:
             return True
-        tag = owner_tag(cl_ord_id)
-        return tag is not None and tag != self.own_tag and self.tracker.recent.get(cl_ord_id) is None
+        return owner_tag(cl_ord_id) is not None and self.tracker.recent.get(cl_ord_id) is None
 
     async def _held_loop(self) -> None:
         while True:

@@ -40,15 +40,19 @@ def tagged_order_id(tag: str) -> str:
     return str(uuid.uuid4())[:-TAG_DIGITS] + tag
 
 
+def is_canonical_uuid(text: Any) -> bool:
+    """Whether ``text`` is a UUID string as this module writes them (lowercase, hyphenated)."""
+    if type(text) is not str or len(text) != 36:
+        return False
+    try:
+        return str(uuid.UUID(text)) == text
+    except ValueError:
+        return False
+
+
 def owner_tag(order_id: Any) -> str | None:
     """The tag an order id carries: its last eight hex digits when it is a canonical UUID string, else None."""
-    if type(order_id) is not str or len(order_id) != 36:
-        return None
-    try:
-        canonical = str(uuid.UUID(order_id)) == order_id
-    except ValueError:
-        return None
-    return order_id[-TAG_DIGITS:] if canonical else None
+    return order_id[-TAG_DIGITS:] if is_canonical_uuid(order_id) else None
 
 
 def applied_by_owner(kind: Any, item: dict[str, Any], state: str, filled_qty: Decimal) -> bool:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
@@ -28,6 +27,7 @@ from sandbox.services.oms import states, store
 from sandbox.services.oms.capital import CapitalClient
 from sandbox.services.oms.events import EventPublisher
 from sandbox.services.oms.instruments import Instrument, InstrumentCatalog
+from sandbox.services.oms.ownership import is_canonical_uuid
 from sandbox.services.oms.kraken_client import KrakenApiError, KrakenClient
 from sandbox.services.oms.store import FillOutcome, FillRecord, OrderRecord
 from sandbox.services.oms.venue_reports import ReportError, VenueOrder, adopted_order, rest_fill, venue_order
@@ -264,7 +264,7 @@ class OrderTracker:
 
     async def adopt(self, report: VenueOrder, *, source: str) -> OrderRecord | None:
         """Create the OMS order for a venue order it does not know, then sync it; None when unreadable."""
-        order_id = report.cl_ord_id if _is_uuid(report.cl_ord_id) else store.new_order_id()
+        order_id = report.cl_ord_id if is_canonical_uuid(report.cl_ord_id) else store.new_order_id()
         try:
             rec = adopted_order(report, self.catalog(), order_id=order_id, account=self.adopt_account)
         except ReportError as exc:
@@ -315,15 +315,6 @@ class OrderTracker:
         if info is not None:
             order, _ = await self.sync(order, venue_order(order.txid, info), source="cancel")
         return order
-
-
-def _is_uuid(text: str | None) -> bool:
-    if not text:
-        return False
-    try:
-        return str(uuid.UUID(text)) == text
-    except ValueError:
-        return False
 
 
 __all__ = ["OrderTracker"]
